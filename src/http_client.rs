@@ -1,0 +1,20 @@
+//! The one way the crate builds outbound HTTP clients (reqwest over rustls with the `ring` provider).
+//!
+//! reqwest is built without a default TLS provider to keep the build lean, so the provider must be
+//! installed before the first client exists; doing it here means no caller can forget.
+
+use std::sync::Once;
+use std::time::Duration;
+
+/// Outbound calls give up after this long unless a caller sets its own timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client builder with TLS ready, a timeout, and bankguard's user agent.
+pub fn builder() -> reqwest::ClientBuilder {
+    static PROVIDER: Once = Once::new();
+    PROVIDER.call_once(|| {
+        // Fails only if another provider was installed first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder().timeout(DEFAULT_TIMEOUT).user_agent(concat!("bankguard/", env!("CARGO_PKG_VERSION")))
+}

@@ -1,0 +1,26 @@
+//! bankguard: an MCP server that lets AI assistants work with a bank account without ever being able
+//! to move money on their own. Every transfer is approved by the account holder on a separate device
+//! through OpenID Connect CIBA, and the bank accepts only a token that approves exactly that transfer.
+//!
+//! # Map of the crate
+//!
+//! Shared vocabulary (both sides may use it):
+//! - [`money`]: exact amounts in integer minor units, and their decimal strings.
+//! - [`authorization_details`]: the RFC 9396 `payment_initiation` detail that binds an approval to one transfer.
+//! - [`scopes`]: the OAuth scopes of the bank API.
+//! - [`config`]: typed configuration (TOML file + `BANKGUARD_*` variables) and every default.
+//! - [`telemetry`]: logs to stderr through `tracing`.
+//! - [`http_client`]: the one builder of outbound HTTP clients.
+//!
+//! Server side, the embedded default that stands in for Auth0 and a real bank:
+//! - [`devstack`]: the reference bank API ([`devstack::bank_api`]) and the demo seed.
+//!
+//! The CLI (`src/main.rs`) wires these together: `bankguard dev` runs the dev stack.
+
+pub mod authorization_details;
+pub mod config;
+pub mod devstack;
+pub mod http_client;
+pub mod money;
+pub mod scopes;
+pub mod telemetry;

@@ -1,0 +1,11 @@
+//! The reference bank API over real HTTP on loopback, with real SQLite ledgers in temp dirs.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod accounts_are_listed_for_read_scope;
+mod approved_transfer_moves_money_once;
+mod concurrent_transfers_conserve_money;
+mod idempotency_key_replays_the_first_response;
+mod refusals_change_nothing;
+mod signing_keys_rotate_without_hammering_the_issuer;

@@ -1,0 +1,398 @@
+//! What every integration test shares: the real bank API on an ephemeral loopback port with its
+//! SQLite ledger in a temp dir, and a test token issuer.
+//!
+//! Until the embedded authorization server exists, [`TestIssuer`] stands in for it: it serves a real
+//! discovery document and JWKS over loopback HTTP and mints tokens with its own keys, including the
+//! malformed and malicious ones the bank API must refuse. The bank API cannot tell it is a test.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::Json;
+use axum::extract::State;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::EncodePrivateKey;
+use rsa::pkcs1::EncodeRsaPrivateKey;
+use rsa::pkcs8::{EncodePublicKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use serde_json::{Value, json};
+
+use bankguard::authorization_details::{PaymentInitiation, TransferTerms};
+use bankguard::config::Config;
+use bankguard::devstack::bank_api::BankApi;
+use bankguard::devstack::spawn_server;
+use bankguard::money::MinorUnits;
+
+pub const AUDIENCE: &str = "urn:bankguard:bank-api";
+pub const MCP_CLIENT_ID: &str = "bankguard-mcp";
+
+pub fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64
+}
+
+/// How a test token is signed.
+#[derive(Clone, Copy, Debug)]
+pub enum Signing {
+    /// RS256 with the published RSA key (`kid` rsa-1).
+    Rs256,
+    /// ES256 with the published P-256 key (`kid` ec-1).
+    Es256,
+    /// RS256 by a key nobody published, claiming the published `kid`.
+    Rs256ForgedWithPublishedKid,
+    /// RS256 by a key nobody published, under its own unknown `kid`.
+    Rs256UnknownKid,
+    /// `alg: none`, no signature.
+    None,
+    /// HS256 keyed with the published RSA public key: the classic algorithm-confusion attack.
+    Hs256WithPublicKey,
+    /// ES256 header and signature, but pointing at the RSA key's `kid`.
+    Es256UnderRsaKid,
+    /// A valid RS256 signature but no `kid` in the header.
+    Rs256WithoutKid,
+}
+
+/// Keys are generated once per test binary: RSA generation is the slow part.
+struct Keys {
+    rsa: EncodingKey,
+    rsa_jwk: Value,
+    rsa_public_pem: String,
+    ec: EncodingKey,
+    ec_jwk: Value,
+    stranger_rsa: EncodingKey,
+    stranger_rsa_jwk: Value,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| {
+        let (rsa, rsa_jwk, rsa_public_pem) = rsa_key("rsa-1");
+        let (stranger_rsa, stranger_rsa_jwk, _) = rsa_key("rsa-rotated");
+        let ec_secret = p256::SecretKey::random(&mut rand_core::OsRng);
+        let point = ec_secret.public_key().to_encoded_point(false);
+        let ec_jwk = json!({
+            "kty": "EC", "crv": "P-256", "kid": "ec-1", "use": "sig", "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+        });
+        let ec = EncodingKey::from_ec_der(ec_secret.to_pkcs8_der().unwrap().as_bytes());
+        Keys { rsa, rsa_jwk, rsa_public_pem, ec, ec_jwk, stranger_rsa, stranger_rsa_jwk }
+    })
+}
+
+fn rsa_key(kid: &str) -> (EncodingKey, Value, String) {
+    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
+    let public = private.to_public_key();
+    let jwk = json!({
+        "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
+        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    });
+    let pem = public.to_public_key_pem(LineEnding::LF).unwrap();
+    (EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes()), jwk, pem)
+}
+
+/// A loopback OpenID provider that publishes discovery and JWKS, and mints tokens.
+pub struct TestIssuer {
+    pub url: String,
+    state: Arc<IssuerState>,
+}
+
+struct IssuerState {
+    base: String,
+    issuer: Mutex<String>,
+    published: Mutex<Vec<Value>>,
+    jwks_fetches: AtomicUsize,
+}
+
+impl TestIssuer {
+    pub async fn start() -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let published = vec![keys().rsa_jwk.clone(), keys().ec_jwk.clone()];
+        let state = Arc::new(IssuerState {
+            base: url.clone(),
+            issuer: Mutex::new(url.clone()),
+            published: Mutex::new(published),
+            jwks_fetches: AtomicUsize::new(0),
+        });
+        let router = axum::Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .with_state(state.clone());
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        Self { url, state }
+    }
+
+    /// How many times the JWKS has been fetched.
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Starts publishing the key that [`Signing::Rs256UnknownKid`] signs with (a key rotation).
+    pub fn publish_rotated_key(&self) {
+        self.state.published.lock().unwrap().push(keys().stranger_rsa_jwk.clone());
+    }
+
+    /// Makes discovery claim another issuer identifier (a look-alike provider).
+    pub fn claim_issuer(&self, issuer: &str) {
+        *self.state.issuer.lock().unwrap() = issuer.to_owned();
+    }
+
+    /// Standard claims of an access token for `subject` with `scope`, valid for five minutes.
+    pub fn claims(&self, subject: &str, scope: &str) -> Value {
+        let now = now();
+        json!({
+            "iss": self.url, "sub": subject, "aud": [AUDIENCE, format!("{}/userinfo", self.url)],
+            "iat": now, "nbf": now, "exp": now + 300, "jti": uuid::Uuid::new_v4().to_string(),
+            "scope": scope, "client_id": MCP_CLIENT_ID,
+        })
+    }
+
+    /// The MCP server's client-credentials token for reading accounts.
+    pub fn read_token(&self) -> String {
+        self.sign(&self.claims("bankguard-mcp@clients", "read:accounts"), Signing::Rs256)
+    }
+
+    /// Claims of an approval for exactly `transfer`, as the provider would issue after the holder approves.
+    pub fn approval_claims(&self, subject: &str, transfer: &Transfer) -> Value {
+        let mut claims = self.claims(subject, "openid create:transfer");
+        claims["authorization_details"] = json!([transfer.binding()]);
+        claims
+    }
+
+    pub fn approval_token(&self, subject: &str, transfer: &Transfer) -> String {
+        self.sign(&self.approval_claims(subject, transfer), Signing::Rs256)
+    }
+
+    pub fn sign(&self, claims: &Value, signing: Signing) -> String {
+        let keys = keys();
+        let header = |alg, kid: Option<&str>| Header {
+            typ: Some("at+jwt".into()),
+            kid: kid.map(str::to_owned),
+            ..Header::new(alg)
+        };
+        let (header, key) = match signing {
+            Signing::Rs256 => (header(Algorithm::RS256, Some("rsa-1")), keys.rsa.clone()),
+            Signing::Es256 => (header(Algorithm::ES256, Some("ec-1")), keys.ec.clone()),
+            Signing::Rs256ForgedWithPublishedKid => {
+                (header(Algorithm::RS256, Some("rsa-1")), keys.stranger_rsa.clone())
+            }
+            Signing::Rs256UnknownKid => (header(Algorithm::RS256, Some("rsa-rotated")), keys.stranger_rsa.clone()),
+            Signing::Hs256WithPublicKey => {
+                (header(Algorithm::HS256, Some("rsa-1")), EncodingKey::from_secret(keys.rsa_public_pem.as_bytes()))
+            }
+            Signing::Es256UnderRsaKid => (header(Algorithm::ES256, Some("rsa-1")), keys.ec.clone()),
+            Signing::Rs256WithoutKid => (header(Algorithm::RS256, None), keys.rsa.clone()),
+            Signing::None => {
+                let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"rsa-1"}"#);
+                let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
+                return format!("{header}.{payload}.");
+            }
+        };
+        jsonwebtoken::encode(&header, claims, &key).unwrap()
+    }
+}
+
+async fn discovery(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    let issuer = state.issuer.lock().unwrap().clone();
+    Json(json!({ "issuer": issuer, "jwks_uri": format!("{}/jwks", state.base) }))
+}
+
+async fn jwks(State(state): State<Arc<IssuerState>>) -> Json<Value> {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    Json(json!({ "keys": *state.published.lock().unwrap() }))
+}
+
+/// A transfer as a test asks for it.
+#[derive(Clone, Debug)]
+pub struct Transfer {
+    pub from: &'static str,
+    pub to: &'static str,
+    pub amount: &'static str,
+    pub currency: &'static str,
+    pub memo: Option<&'static str>,
+    /// Sent as the `Idempotency-Key`, and bound into the approval as `intentId`.
+    pub intent_id: String,
+}
+
+impl Transfer {
+    pub fn new(from: &'static str, to: &'static str, amount: &'static str) -> Self {
+        Self { from, to, amount, currency: "USD", memo: None, intent_id: new_intent_id() }
+    }
+
+    pub fn with_memo(mut self, memo: &'static str) -> Self {
+        self.memo = Some(memo);
+        self
+    }
+
+    pub fn body(&self) -> Value {
+        let mut body = json!({
+            "from_account_id": self.from, "to_account_id": self.to,
+            "amount": self.amount, "currency": self.currency,
+        });
+        if let Some(memo) = self.memo {
+            body["memo"] = json!(memo);
+        }
+        body
+    }
+
+    /// The `payment_initiation` detail approving exactly this transfer.
+    pub fn binding(&self) -> Value {
+        let terms = TransferTerms {
+            from_account_id: self.from,
+            to_account_id: self.to,
+            amount: MinorUnits::parse_decimal(self.amount).unwrap(),
+            currency: self.currency.parse().unwrap(),
+            memo: self.memo,
+            intent_id: &self.intent_id,
+        };
+        serde_json::to_value(PaymentInitiation::for_transfer(&terms)).unwrap()
+    }
+}
+
+fn test_config(data_dir: &std::path::Path, issuer: &TestIssuer) -> Config {
+    let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
+    config.bank_api.listen = "127.0.0.1:0".parse().unwrap();
+    config.bank_api.issuer = issuer.url.clone();
+    config
+}
+
+async fn serve_bank(config: &Config) -> String {
+    config.validate().unwrap();
+    let api = BankApi::open(config).await.unwrap();
+    let server = spawn_server(config.bank_api.listen, api.router(), std::future::pending()).await.unwrap();
+    format!("http://{}", server.address)
+}
+
+pub fn new_intent_id() -> String {
+    format!("int_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// What the bank API answered.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+}
+
+/// The real bank API on an ephemeral loopback port, its ledger in a temp dir, and a test issuer.
+pub struct BankStack {
+    pub issuer: TestIssuer,
+    pub base_url: String,
+    pub data_dir: tempfile::TempDir,
+    pub http: reqwest::Client,
+}
+
+impl BankStack {
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts with a configuration adjusted by `configure` (the issuer and port are already set).
+    pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        let issuer = TestIssuer::start().await;
+        let data_dir = tempfile::tempdir().unwrap();
+        let mut config = test_config(data_dir.path(), &issuer);
+        configure(&mut config);
+        let base_url = serve_bank(&config).await;
+        Self { issuer, base_url, data_dir, http: bankguard::http_client::builder().build().unwrap() }
+    }
+
+    /// A new bank API process on the same data directory (the old one keeps running, unused).
+    pub async fn restarted(self) -> Self {
+        let base_url = serve_bank(&test_config(self.data_dir.path(), &self.issuer)).await;
+        Self { base_url, ..self }
+    }
+
+    /// The request is built at once, so the returned future borrows nothing.
+    pub fn post_transfer(
+        &self,
+        token: Option<&str>,
+        idempotency_key: Option<&str>,
+        body: &Value,
+    ) -> impl std::future::Future<Output = Reply> + use<> {
+        let mut request = self.http.post(format!("{}/api/transfers", self.base_url)).json(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(key) = idempotency_key {
+            request = request.header("Idempotency-Key", key);
+        }
+        send(request)
+    }
+
+    /// Asks for `transfer` with an approval token for exactly it, signed by `subject`'s approval.
+    pub async fn approved_transfer(&self, subject: &str, transfer: &Transfer) -> Reply {
+        let token = self.issuer.approval_token(subject, transfer);
+        self.post_transfer(Some(&token), Some(&transfer.intent_id), &transfer.body()).await
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
+        let mut request = self.http.get(format!("{}{path}", self.base_url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        send(request).await
+    }
+
+    /// Every demo account's balance, read through the API.
+    pub async fn balances(&self) -> BTreeMap<String, String> {
+        let token = self.issuer.read_token();
+        let mut balances = BTreeMap::new();
+        for user in ["alice", "bob"] {
+            let reply = self.get(&format!("/api/users/{user}/accounts"), Some(&token)).await;
+            assert_eq!(reply.status, 200, "{:?}", reply.body);
+            for account in reply.body["accounts"].as_array().unwrap() {
+                balances.insert(
+                    account["id"].as_str().unwrap().to_owned(),
+                    account["balance"].as_str().unwrap().to_owned(),
+                );
+            }
+        }
+        balances
+    }
+
+    /// The ledger file, read directly, for counting rows.
+    pub async fn ledger(&self) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(self.data_dir.path().join(bankguard::devstack::bank_api::ledger::DATABASE_FILE))
+            .read_only(true);
+        sqlx::SqlitePool::connect_with(options).await.unwrap()
+    }
+
+    /// Every account's balance in minor units, read from the ledger file without any token.
+    pub async fn ledger_balances(&self) -> BTreeMap<String, i64> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT id, balance_minor FROM accounts").fetch_all(&self.ledger().await).await.unwrap();
+        rows.into_iter().collect()
+    }
+
+    pub async fn transfer_rows(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&self.ledger().await).await.unwrap()
+    }
+}
+
+pub async fn send(request: reqwest::RequestBuilder) -> Reply {
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let headers = response.headers().clone();
+    let text = response.text().await.unwrap();
+    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    Reply { status, headers, body }
+}
