@@ -84,3 +84,28 @@ async fn the_ledger_survives_a_restart_with_its_balances() {
     assert_eq!(balances["acc_alice_chk"], "2490.00", "not re-seeded, not lost");
     assert_eq!(balances["acc_bob_sav"], "5010.00");
 }
+
+#[tokio::test]
+async fn with_transaction_binding_switched_off_scope_and_ownership_still_decide() {
+    let bank = BankStack::start_with(|config| config.bank_api.require_transaction_binding = false).await;
+    let transfer = Transfer::new("acc_alice_chk", "acc_bob_chk", "7");
+    let unbound = bank.issuer.sign(&bank.issuer.claims("alice", "openid create:transfer"), Signing::Rs256);
+
+    let reply = bank.post_transfer(Some(&unbound), Some(&transfer.intent_id), &transfer.body()).await;
+    assert_eq!(reply.status, 201, "{:?}", reply.body);
+
+    let bobs = bank.issuer.sign(&bank.issuer.claims("bob", "openid create:transfer"), Signing::Rs256);
+    let again = Transfer::new("acc_alice_chk", "acc_bob_chk", "7");
+    let reply = bank.post_transfer(Some(&bobs), Some(&again.intent_id), &again.body()).await;
+    assert_eq!((reply.status, reply.code()), (403, "not_owner"));
+}
+
+#[tokio::test]
+async fn by_default_an_approval_without_authorization_details_moves_nothing() {
+    let bank = BankStack::start().await;
+    let transfer = Transfer::new("acc_alice_chk", "acc_bob_chk", "7");
+    let unbound = bank.issuer.sign(&bank.issuer.claims("alice", "openid create:transfer"), Signing::Rs256);
+
+    let reply = bank.post_transfer(Some(&unbound), Some(&transfer.intent_id), &transfer.body()).await;
+    assert_eq!((reply.status, reply.code()), (403, "authorization_details_mismatch"));
+}
