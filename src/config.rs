@@ -31,7 +31,116 @@ const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
 pub struct Config {
     /// Where SQLite databases, keys and generated credentials live; created on first start.
     pub data_dir: PathBuf,
+    pub authz: AuthzConfig,
     pub bank_api: BankApiConfig,
+}
+
+/// The embedded CIBA authorization server (`devstack::authz`).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthzConfig {
+    /// Address to listen on; the issuer identifier is `http://<this address>`.
+    pub listen: SocketAddr,
+    /// The polling interval announced to CIBA clients (`interval`), in seconds.
+    pub poll_interval_seconds: u64,
+    /// Lifetime of issued access and ID tokens (`expires_in`), in seconds.
+    pub token_lifetime_seconds: u64,
+    /// Clients besides the MCP server's own, which is generated on first start.
+    pub clients: Vec<ClientConfig>,
+}
+
+/// A client registered with the embedded authorization server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    pub secret: String,
+    #[serde(default)]
+    pub auth_method: ClientAuthMethod,
+    #[serde(default = "ClientConfig::default_grant_types")]
+    pub grant_types: Vec<GrantType>,
+    #[serde(default)]
+    pub delivery_mode: DeliveryMode,
+    /// Where pings are sent; required for `delivery_mode = "ping"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_endpoint: Option<String>,
+    /// Scopes this client may obtain with its own credentials (never `create:transfer`).
+    #[serde(default = "ClientConfig::default_client_credentials_scopes")]
+    pub client_credentials_scopes: Vec<String>,
+}
+
+impl ClientConfig {
+    pub fn default_grant_types() -> Vec<GrantType> {
+        vec![GrantType::Ciba, GrantType::ClientCredentials]
+    }
+
+    pub fn default_client_credentials_scopes() -> Vec<String> {
+        vec![crate::scopes::READ_ACCOUNTS.to_owned()]
+    }
+}
+
+/// How a client proves its identity at the token and backchannel endpoints.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuthMethod {
+    #[default]
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl ClientAuthMethod {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GrantType {
+    #[serde(rename = "urn:openid:params:grant-type:ciba")]
+    Ciba,
+    #[serde(rename = "client_credentials")]
+    ClientCredentials,
+}
+
+impl GrantType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Ciba => "urn:openid:params:grant-type:ciba",
+            Self::ClientCredentials => "client_credentials",
+        }
+    }
+}
+
+/// CIBA token delivery (push is not offered: FAPI-CIBA forbids it, and Auth0 does not do it).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryMode {
+    #[default]
+    Poll,
+    Ping,
+}
+
+impl DeliveryMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Poll => "poll",
+            Self::Ping => "ping",
+        }
+    }
+}
+
+impl Default for AuthzConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4100)),
+            poll_interval_seconds: 5,
+            token_lifetime_seconds: 300,
+            clients: Vec::new(),
+        }
+    }
 }
 
 /// The reference bank API (`devstack::bank_api`).
@@ -41,7 +150,9 @@ pub struct BankApiConfig {
     /// Address to listen on. Loopback unless you mean to expose it.
     pub listen: SocketAddr,
     /// The OpenID provider whose access tokens are accepted; its discovery document names the JWKS.
-    pub issuer: String,
+    /// Unset: the embedded authorization server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// The `aud` value a token must contain.
     pub audience: String,
     /// Require a `payment_initiation` authorization detail matching each transfer exactly.
@@ -54,18 +165,19 @@ pub struct BankApiConfig {
 
 impl Default for Config {
     fn default() -> Self {
-        Self { data_dir: PathBuf::from(".bankguard"), bank_api: BankApiConfig::default() }
+        Self {
+            data_dir: PathBuf::from(".bankguard"),
+            authz: AuthzConfig::default(),
+            bank_api: BankApiConfig::default(),
+        }
     }
 }
-
-/// Address of the embedded authorization server, the bank API's default token issuer.
-pub const DEV_ISSUER: &str = "http://127.0.0.1:4100";
 
 impl Default for BankApiConfig {
     fn default() -> Self {
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 4101)),
-            issuer: DEV_ISSUER.to_owned(),
+            issuer: None,
             audience: "urn:bankguard:bank-api".to_owned(),
             require_transaction_binding: true,
             max_transfer_amount: "10000.00".to_owned(),
@@ -133,7 +245,9 @@ impl Config {
             Err(ConfigError::Invalid { key: key.to_owned(), origin: String::new(), reason: reason.to_owned() })
         };
         let bank = &self.bank_api;
-        check_issuer(&bank.issuer).or_else(|reason| invalid("bank_api.issuer", reason))?;
+        if let Some(issuer) = &bank.issuer {
+            check_issuer(issuer).or_else(|reason| invalid("bank_api.issuer", reason))?;
+        }
         if bank.audience.trim().is_empty() {
             return invalid("bank_api.audience", "must not be empty");
         }
@@ -145,12 +259,65 @@ impl Config {
         if bank.jwks_refetch_interval_seconds == 0 {
             return invalid("bank_api.jwks_refetch_interval_seconds", "must be at least 1");
         }
+        self.authz.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
         }
         Ok(())
     }
 }
+
+impl AuthzConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: String, reason: &str| {
+            Err(ConfigError::Invalid { key, origin: String::new(), reason: reason.to_owned() })
+        };
+        if self.poll_interval_seconds == 0 || self.poll_interval_seconds > 60 {
+            return invalid("authz.poll_interval_seconds".into(), "must be between 1 and 60");
+        }
+        if self.token_lifetime_seconds < 30 || self.token_lifetime_seconds > 86_400 {
+            return invalid("authz.token_lifetime_seconds".into(), "must be between 30 and 86400");
+        }
+        let mut ids = std::collections::HashSet::new();
+        for (index, client) in self.clients.iter().enumerate() {
+            let key = |field: &str| format!("authz.clients[{index}].{field}");
+            if client.id.is_empty() || !client.id.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return invalid(key("id"), "must be non-empty visible ASCII without ':'");
+            }
+            if client.id == MCP_CLIENT_ID || !ids.insert(client.id.as_str()) {
+                return invalid(key("id"), "is already registered");
+            }
+            if client.secret.len() < 16 {
+                return invalid(key("secret"), "must be at least 16 characters");
+            }
+            if client.grant_types.is_empty() {
+                return invalid(key("grant_types"), "must allow at least one grant");
+            }
+            if client.client_credentials_scopes.iter().any(|s| s == crate::scopes::CREATE_TRANSFER) {
+                return invalid(
+                    key("client_credentials_scopes"),
+                    "create:transfer needs the account holder's approval",
+                );
+            }
+            match (&client.delivery_mode, &client.notification_endpoint) {
+                (DeliveryMode::Ping, None) => {
+                    return invalid(key("notification_endpoint"), "is required for delivery_mode = \"ping\"");
+                }
+                (_, Some(endpoint)) => {
+                    let url = Url::parse(endpoint).ok().filter(|u| matches!(u.scheme(), "http" | "https"));
+                    if url.is_none() {
+                        return invalid(key("notification_endpoint"), "must be an http(s) URL");
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The client id of the MCP server, generated by the embedded authorization server on first start.
+pub const MCP_CLIENT_ID: &str = "bankguard-mcp";
 
 /// An issuer identifier is an http(s) URL without query or fragment (OpenID Connect Discovery §2).
 /// It is kept as written: `iss` must equal it character for character, trailing slash included.

@@ -3,10 +3,13 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use bankguard::config::Config;
-use bankguard::devstack::{self, bank_api::BankApi};
+use bankguard::devstack::authz::clients::MCP_CLIENT_FILE;
+use bankguard::devstack::authz::device::PendingApproval;
+use bankguard::devstack::device_client::DeviceClient;
+use bankguard::devstack::{DevStack, seed};
 
 #[derive(Parser)]
 #[command(
@@ -29,9 +32,34 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the embedded dev stack on loopback: the reference bank API, a real SQLite ledger
-    /// seeded with demo users (alice, bob) that accepts only verified, transfer-bound access tokens.
+    /// Run the embedded dev stack on loopback: a CIBA authorization server with an approval page that
+    /// plays the account holder's phone, and the reference bank API over a seeded SQLite ledger
+    /// (demo users alice and bob) that accepts only verified, transfer-bound access tokens.
     Dev,
+    /// List the requests waiting for approval on a running `bankguard dev`, newest first.
+    Pending {
+        /// Only this account holder's requests (e.g. alice).
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Approve a pending request from the terminal, as the account holder would on their phone.
+    Approve(DecisionArgs),
+    /// Deny a pending request from the terminal, as the account holder would on their phone.
+    Deny(DecisionArgs),
+}
+
+#[derive(Args)]
+#[group(required = true, multiple = false, id = "which")]
+struct DecisionArgs {
+    /// Act for this account holder only (e.g. alice).
+    #[arg(long)]
+    user: Option<String>,
+    /// The request's id, or its first characters as `bankguard pending` shows them.
+    #[arg(group = "which")]
+    id: Option<String>,
+    /// The newest pending request.
+    #[arg(long, group = "which")]
+    latest: bool,
 }
 
 fn main() -> ExitCode {
@@ -54,6 +82,9 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Dev => run_dev(config).await,
+            Command::Pending { user } => list_pending(&config, user.as_deref()).await,
+            Command::Approve(args) => decide(&config, &args, "approve").await,
+            Command::Deny(args) => decide(&config, &args, "deny").await,
         }
     });
     match outcome {
@@ -66,17 +97,55 @@ fn main() -> ExitCode {
 }
 
 async fn run_dev(config: Config) -> Result<(), Box<dyn std::error::Error>> {
-    let bank = BankApi::open(&config).await?;
-    let server = devstack::spawn_server(config.bank_api.listen, bank.router(), shutdown_signal()).await?;
+    let stack = DevStack::start(&config).await?;
     let data_dir = config.data_dir.display();
+    let running = &stack.running;
     println!("bankguard dev is running (Ctrl-C stops it)");
-    println!("  bank API       http://{}/api", server.address);
-    println!("  ledger         {data_dir}/{}", devstack::bank_api::ledger::DATABASE_FILE);
-    println!("  token issuer   {}  (audience {})", config.bank_api.issuer, config.bank_api.audience);
-    println!("  demo users     {}", devstack::seed::USERS.iter().map(|u| u.subject).collect::<Vec<_>>().join(", "));
-    server.task.await??;
+    println!("  authorization server  {}", running.issuer);
+    println!("  approval device       {}", running.device);
+    println!("  bank API              {}", running.bank_api);
+    println!("  MCP client            {} (secret in {data_dir}/{MCP_CLIENT_FILE})", stack.mcp_client.client_id);
+    println!("  data directory        {data_dir}");
+    println!("  demo users            {}", seed::USERS.iter().map(|u| u.subject).collect::<Vec<_>>().join(", "));
+    shutdown_signal().await;
+    stack.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+async fn list_pending(config: &Config, user: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
+    let pending = DeviceClient::for_data_dir(&config.data_dir)?.pending(user).await?;
+    if pending.is_empty() {
+        println!("nothing is waiting for approval");
+    }
+    for request in &pending {
+        println!("{}", describe(request));
+    }
+    Ok(())
+}
+
+async fn decide(config: &Config, args: &DecisionArgs, decision: &str) -> Result<(), Box<dyn std::error::Error>> {
+    let client = DeviceClient::for_data_dir(&config.data_dir)?;
+    let id = if args.latest { None } else { args.id.as_deref() };
+    let (request, result) = client.decide(args.user.as_deref(), id, decision).await?;
+    println!("{}: {}", result.status, describe(&request));
+    Ok(())
+}
+
+/// One line per request: short id, user, binding message, transfer, time left.
+fn describe(request: &PendingApproval) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let left = (request.expires_at - now).max(0);
+    format!(
+        "{id}  {user}  \"{binding}\"  {what}  ({client}, {m}:{s:02} left)",
+        id = request.auth_req_id.get(..8).unwrap_or(&request.auth_req_id),
+        user = request.user,
+        binding = request.binding_message,
+        what = request.summary.as_deref().unwrap_or("sign-in"),
+        client = request.client_id,
+        m = left / 60,
+        s = left % 60,
+    )
 }
 
 /// Completes on Ctrl-C or SIGTERM.

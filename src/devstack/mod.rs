@@ -3,35 +3,136 @@
 //! Server side only. Nothing here is imported by the client side (`ciba`, `bank`, `mcp`); they meet
 //! over HTTP exactly as they would with Auth0 and a real bank.
 //!
+//! - [`authz`]: the CIBA authorization server and the approval page that plays the phone.
 //! - [`bank_api`]: the reference bank API, a resource server over a SQLite ledger.
 //! - [`seed`]: the demo users and accounts, the one source of truth for both servers.
 
+pub mod authz;
 pub mod bank_api;
+pub mod device_client;
+pub mod secrets;
 pub mod seed;
+pub mod sqlite;
 
-use std::future::Future;
 use std::net::SocketAddr;
+use std::path::Path;
 
 use axum::Router;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-/// A server bound to its address and running in the background.
-pub struct RunningServer {
-    pub address: SocketAddr,
-    pub task: tokio::task::JoinHandle<std::io::Result<()>>,
+use crate::config::Config;
+use authz::AuthorizationServer;
+use authz::clients::ClientCredentials;
+use bank_api::BankApi;
+
+/// Written to the data directory while `bankguard dev` runs, so `bankguard approve` can find it.
+pub const RUNNING_FILE: &str = "dev-stack.json";
+
+/// Where a running dev stack listens.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RunningStack {
+    pub issuer: String,
+    pub bank_api: String,
+    pub device: String,
 }
 
-/// Binds `address` (port 0 picks a free port) and serves `router` until `shutdown` completes.
-pub async fn spawn_server(
-    address: SocketAddr,
-    router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<RunningServer> {
-    let listener = TcpListener::bind(address).await?;
-    let address = listener.local_addr()?;
+impl RunningStack {
+    pub fn read(data_dir: &Path) -> std::io::Result<Self> {
+        let text = std::fs::read_to_string(data_dir.join(RUNNING_FILE))?;
+        serde_json::from_str(&text).map_err(std::io::Error::other)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DevStackError {
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Authz(#[from] authz::AuthzError),
+    #[error(transparent)]
+    BankApi(#[from] bank_api::BankApiError),
+    #[error("cannot write {path}: {source}")]
+    RunningFile { path: String, source: std::io::Error },
+}
+
+/// The authorization server and the bank API, running in this process on loopback.
+pub struct DevStack {
+    pub running: RunningStack,
+    pub authz_address: SocketAddr,
+    pub bank_api_address: SocketAddr,
+    pub mcp_client: ClientCredentials,
+    stop: watch::Sender<bool>,
+    servers: JoinSet<()>,
+    /// The ping and expiry loop; aborted when the stack is dropped.
+    _background: JoinSet<()>,
+}
+
+impl DevStack {
+    /// Binds both servers (port 0 picks free ports), opens their state and starts serving.
+    pub async fn start(config: &Config) -> Result<Self, DevStackError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| DevStackError::DataDir { path: config.data_dir.display().to_string(), source })?;
+        let authz_listener = bind(config.authz.listen).await?;
+        let authz_address = local_address(&authz_listener, config.authz.listen)?;
+        // The issuer identifier is derived from where the server really listens.
+        let issuer = format!("http://{authz_address}");
+        let authz = AuthorizationServer::open(config, &issuer).await?;
+        let bank_issuer = config.bank_api.issuer.clone().unwrap_or_else(|| issuer.clone());
+        let bank = BankApi::open(config, &bank_issuer).await?;
+        let bank_listener = bind(config.bank_api.listen).await?;
+        let bank_api_address = local_address(&bank_listener, config.bank_api.listen)?;
+
+        let (stop, stopped) = watch::channel(false);
+        let mut servers = JoinSet::new();
+        servers.spawn(serve(authz_listener, authz.router(), stopped.clone()));
+        servers.spawn(serve(bank_listener, bank.router(), stopped));
+        let mut background = JoinSet::new();
+        background.spawn(authz.background());
+
+        let running = RunningStack {
+            device: format!("{issuer}/device"),
+            issuer,
+            bank_api: format!("http://{bank_api_address}/api"),
+        };
+        let path = config.data_dir.join(RUNNING_FILE);
+        let json = serde_json::to_vec_pretty(&running).expect("RunningStack serialises");
+        std::fs::write(&path, json)
+            .map_err(|source| DevStackError::RunningFile { path: path.display().to_string(), source })?;
+        let mcp_client = authz.mcp_client().clone();
+        Ok(Self { running, authz_address, bank_api_address, mcp_client, stop, servers, _background: background })
+    }
+
+    /// Stops accepting connections, lets requests in flight finish (up to a few seconds), then stops
+    /// the background loop.
+    pub async fn shutdown(mut self) {
+        let _ = self.stop.send(true);
+        let drained = async { while self.servers.join_next().await.is_some() {} };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), drained).await;
+    }
+}
+
+async fn bind(address: SocketAddr) -> Result<TcpListener, DevStackError> {
+    TcpListener::bind(address).await.map_err(|source| DevStackError::Listen { address, source })
+}
+
+fn local_address(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, DevStackError> {
+    let address = listener.local_addr().map_err(|source| DevStackError::Listen { address: wanted, source })?;
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback: anyone who can reach this address can call it");
     }
-    let task = tokio::spawn(async move { axum::serve(listener, router).with_graceful_shutdown(shutdown).await });
-    Ok(RunningServer { address, task })
+    Ok(address)
+}
+
+async fn serve(listener: TcpListener, router: Router, mut stopped: watch::Receiver<bool>) {
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stop| *stop).await;
+    };
+    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+        tracing::error!(%error, "server stopped with an error");
+    }
 }

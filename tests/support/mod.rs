@@ -6,6 +6,8 @@
 //! malformed and malicious ones the bank API must refuse. The bank API cannot tell it is a test.
 #![allow(dead_code)]
 
+pub mod dev;
+
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -27,7 +29,6 @@ use serde_json::{Value, json};
 use bankguard::authorization_details::{PaymentInitiation, TransferTerms};
 use bankguard::config::Config;
 use bankguard::devstack::bank_api::BankApi;
-use bankguard::devstack::spawn_server;
 use bankguard::money::MinorUnits;
 
 pub const AUDIENCE: &str = "urn:bankguard:bank-api";
@@ -258,15 +259,18 @@ impl Transfer {
 fn test_config(data_dir: &std::path::Path, issuer: &TestIssuer) -> Config {
     let mut config = Config { data_dir: data_dir.to_owned(), ..Config::default() };
     config.bank_api.listen = "127.0.0.1:0".parse().unwrap();
-    config.bank_api.issuer = issuer.url.clone();
+    config.bank_api.issuer = Some(issuer.url.clone());
     config
 }
 
-async fn serve_bank(config: &Config) -> String {
+async fn serve_bank(config: &Config, issuer: &TestIssuer) -> String {
     config.validate().unwrap();
-    let api = BankApi::open(config).await.unwrap();
-    let server = spawn_server(config.bank_api.listen, api.router(), std::future::pending()).await.unwrap();
-    format!("http://{}", server.address)
+    let api = BankApi::open(config, &issuer.url).await.unwrap();
+    let listener = tokio::net::TcpListener::bind(config.bank_api.listen).await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let router = api.router();
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    format!("http://{address}")
 }
 
 pub fn new_intent_id() -> String {
@@ -310,13 +314,13 @@ impl BankStack {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = test_config(data_dir.path(), &issuer);
         configure(&mut config);
-        let base_url = serve_bank(&config).await;
+        let base_url = serve_bank(&config, &issuer).await;
         Self { issuer, base_url, data_dir, http: bankguard::http_client::builder().build().unwrap() }
     }
 
     /// A new bank API process on the same data directory (the old one keeps running, unused).
     pub async fn restarted(self) -> Self {
-        let base_url = serve_bank(&test_config(self.data_dir.path(), &self.issuer)).await;
+        let base_url = serve_bank(&test_config(self.data_dir.path(), &self.issuer), &self.issuer).await;
         Self { base_url, ..self }
     }
 

@@ -1,17 +1,16 @@
 //! The ledger: SQLite through `sqlx`, the only code that reads or writes the bank's tables.
 //!
-//! Writes go through a pool of exactly one connection and `BEGIN IMMEDIATE`, so transfers are
-//! serialised in the process and never fail on a lock upgrade; reads use a separate pool and, with
-//! WAL, never wait for a writer. A transfer's idempotency check, token replay check, debit, credit,
+//! Transfers are serialised through the single writer of [`Database`]. A transfer's idempotency check, token replay check, debit, credit,
 //! journal rows and stored response commit in one transaction: either all of it happened or none.
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::SqlitePool;
 
 use crate::devstack::seed::SeedUser;
+use crate::devstack::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 use crate::money::{Currency, MinorUnits};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/bank_api");
@@ -23,8 +22,8 @@ pub const DATABASE_FILE: &str = "bank.sqlite";
 pub enum LedgerError {
     #[error("the ledger database failed: {0}")]
     Database(#[from] sqlx::Error),
-    #[error("the ledger database could not be migrated: {0}")]
-    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error(transparent)]
+    Open(#[from] DatabaseError),
     #[error("the source account's balance is lower than the amount")]
     InsufficientFunds,
     #[error("the destination account cannot hold this much money")]
@@ -142,23 +141,14 @@ pub struct StoredTransfer {
 impl Ledger {
     /// Opens (creating if needed) the ledger in `data_dir`, migrates it, and seeds it on first start.
     pub async fn open(data_dir: &Path, seed: &[SeedUser]) -> Result<Self, LedgerError> {
-        let options = SqliteConnectOptions::new()
-            .filename(data_dir.join(DATABASE_FILE))
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await?;
-        MIGRATIONS.run(&writer).await?;
-        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(options.read_only(true)).await?;
+        let Database { writer, reader } = Database::open(&data_dir.join(DATABASE_FILE), &MIGRATIONS).await?;
         let ledger = Self { writer, reader };
         ledger.seed_if_empty(seed).await?;
         Ok(ledger)
     }
 
     async fn seed_if_empty(&self, seed: &[SeedUser]) -> Result<(), LedgerError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
         let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users").fetch_one(&mut *tx).await?;
         if users > 0 {
             return Ok(());
@@ -223,7 +213,7 @@ impl Ledger {
 
     /// Executes a validated order exactly once per (subject, Idempotency-Key) and per access token.
     pub async fn execute_transfer(&self, order: &TransferOrder) -> Result<TransferOutcome, LedgerError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
+        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
 
         let earlier: Option<(String, String)> = sqlx::query_as(
             "SELECT request_fingerprint, response_body FROM idempotency_keys WHERE owner_subject = ? AND key = ?",

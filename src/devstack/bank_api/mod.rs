@@ -58,18 +58,19 @@ pub struct BankApi {
 }
 
 impl BankApi {
-    /// Opens (and on first start creates and seeds) the ledger in the data directory.
-    pub async fn open(config: &Config) -> Result<Self, BankApiError> {
+    /// Opens (and on first start creates and seeds) the ledger in the data directory; accepts tokens
+    /// from `issuer`.
+    pub async fn open(config: &Config, issuer: &str) -> Result<Self, BankApiError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| BankApiError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let ledger = Ledger::open(&config.data_dir, seed::USERS).await?;
-        Self::with_ledger(&config.bank_api, ledger)
+        Self::with_ledger(&config.bank_api, issuer, ledger)
     }
 
-    fn with_ledger(config: &BankApiConfig, ledger: Ledger) -> Result<Self, BankApiError> {
+    fn with_ledger(config: &BankApiConfig, issuer: &str, ledger: Ledger) -> Result<Self, BankApiError> {
         let http = crate::http_client::builder().build()?;
         let verifier = TokenVerifier::new(
-            config.issuer.clone(),
+            issuer.to_owned(),
             &config.audience,
             http,
             Duration::from_secs(config.jwks_refetch_interval_seconds),

@@ -153,7 +153,7 @@ impl From<LedgerError> for ApiError {
             LedgerError::BalanceOverflow => {
                 Self::bad_request("amount_over_limit", "the destination account cannot hold this much money")
             }
-            LedgerError::Database(_) | LedgerError::Migration(_) => {
+            LedgerError::Database(_) | LedgerError::Open(_) => {
                 tracing::error!(%error, "ledger failure");
                 Self::Internal
             }

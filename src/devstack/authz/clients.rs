@@ -1,0 +1,168 @@
+//! Registered clients and client authentication (`client_secret_basic`, `client_secret_post`).
+//!
+//! A client must authenticate with the method it is registered for, and only one method per request
+//! (RFC 6749 §2.3). The MCP server's own client is generated on first start; its credentials go to
+//! `<data_dir>/mcp-client.json` with mode 0600 and are never logged.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use axum::http::HeaderMap;
+use axum::http::header::AUTHORIZATION;
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ErrorCode, OAuthError};
+use crate::config::{AuthzConfig, ClientAuthMethod, ClientConfig, DeliveryMode, GrantType, MCP_CLIENT_ID};
+use crate::devstack::secrets;
+
+/// The MCP server's credentials file inside the data directory.
+pub const MCP_CLIENT_FILE: &str = "mcp-client.json";
+
+/// What `mcp-client.json` holds.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ClientCredentials {
+    pub client_id: String,
+    pub client_secret: String,
+    pub token_endpoint_auth_method: ClientAuthMethod,
+}
+
+impl std::fmt::Debug for ClientCredentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClientCredentials").field("client_id", &self.client_id).finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientFileError {
+    #[error("client credentials file {}: {reason}", path.display())]
+    File { path: PathBuf, reason: String },
+}
+
+pub struct ClientRegistry {
+    clients: HashMap<String, ClientConfig>,
+}
+
+/// Credentials presented by a request, before they are checked.
+struct Presented {
+    client_id: String,
+    secret: Option<String>,
+    method: ClientAuthMethod,
+}
+
+impl ClientRegistry {
+    /// The configured clients plus the MCP server's, generating its credentials on first start.
+    pub fn load(config: &AuthzConfig, data_dir: &Path) -> Result<(Self, ClientCredentials), ClientFileError> {
+        let mcp = load_or_create_mcp_credentials(&data_dir.join(MCP_CLIENT_FILE))?;
+        let mut clients: HashMap<String, ClientConfig> =
+            config.clients.iter().map(|client| (client.id.clone(), client.clone())).collect();
+        clients.insert(
+            mcp.client_id.clone(),
+            ClientConfig {
+                id: mcp.client_id.clone(),
+                secret: mcp.client_secret.clone(),
+                auth_method: mcp.token_endpoint_auth_method,
+                grant_types: ClientConfig::default_grant_types(),
+                delivery_mode: DeliveryMode::Poll,
+                notification_endpoint: None,
+                client_credentials_scopes: ClientConfig::default_client_credentials_scopes(),
+            },
+        );
+        Ok((Self { clients }, mcp))
+    }
+
+    pub fn get(&self, client_id: &str) -> Option<&ClientConfig> {
+        self.clients.get(client_id)
+    }
+
+    /// Authenticates the request's client and checks it may use `grant`.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        form_client_id: Option<&str>,
+        form_client_secret: Option<&str>,
+        grant: GrantType,
+    ) -> Result<&ClientConfig, OAuthError> {
+        let presented = presented_credentials(headers, form_client_id, form_client_secret)?;
+        let basic = presented.method == ClientAuthMethod::ClientSecretBasic;
+        let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidClient { basic }, why);
+        let client = self.clients.get(&presented.client_id).ok_or_else(|| invalid("unknown client"))?;
+        let secret = presented.secret.ok_or_else(|| invalid("client authentication is required"))?;
+        if !secrets::constant_time_eq(&secret, &client.secret) {
+            return Err(invalid("client authentication failed"));
+        }
+        if client.auth_method != presented.method {
+            return Err(invalid(&format!(
+                "this client is registered for {}, not {}",
+                client.auth_method.as_str(),
+                presented.method.as_str()
+            )));
+        }
+        if !client.grant_types.contains(&grant) {
+            return Err(OAuthError::new(
+                ErrorCode::UnauthorizedClient,
+                format!("this client may not use the {} grant", grant.as_str()),
+            ));
+        }
+        Ok(client)
+    }
+}
+
+fn presented_credentials(
+    headers: &HeaderMap,
+    form_client_id: Option<&str>,
+    form_client_secret: Option<&str>,
+) -> Result<Presented, OAuthError> {
+    let basic = headers
+        .get(AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("Basic"));
+    let Some((_, encoded)) = basic else {
+        let client_id = form_client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+            OAuthError::new(ErrorCode::InvalidClient { basic: false }, "client authentication is required")
+        })?;
+        return Ok(Presented {
+            client_id: client_id.to_owned(),
+            secret: form_client_secret.map(str::to_owned),
+            method: ClientAuthMethod::ClientSecretPost,
+        });
+    };
+    if form_client_secret.is_some() {
+        return Err(OAuthError::invalid_request("use one client authentication method, not Basic and a form secret"));
+    }
+    let malformed = || OAuthError::new(ErrorCode::InvalidClient { basic: true }, "malformed Basic credentials");
+    let decoded = STANDARD.decode(encoded.trim()).map_err(|_| malformed())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| malformed())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(malformed)?;
+    // RFC 6749 §2.3.1: both parts are form-urlencoded before being joined.
+    let unescape = |part: &str| {
+        url::form_urlencoded::parse(format!("x={part}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .ok_or_else(malformed)
+    };
+    let client_id = unescape(id)?;
+    if form_client_id.is_some_and(|form_id| form_id != client_id) {
+        return Err(OAuthError::invalid_request("client_id in the form differs from the Basic credentials"));
+    }
+    Ok(Presented { client_id, secret: Some(unescape(secret)?), method: ClientAuthMethod::ClientSecretBasic })
+}
+
+fn load_or_create_mcp_credentials(path: &Path) -> Result<ClientCredentials, ClientFileError> {
+    let error = |reason: String| ClientFileError::File { path: path.to_owned(), reason };
+    if path.exists() {
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        return serde_json::from_str(&text).map_err(|e| error(format!("unreadable: {e}")));
+    }
+    let credentials = ClientCredentials {
+        client_id: MCP_CLIENT_ID.to_owned(),
+        client_secret: secrets::random_token(32),
+        token_endpoint_auth_method: ClientAuthMethod::ClientSecretBasic,
+    };
+    let json = serde_json::to_vec_pretty(&credentials).map_err(|e| error(e.to_string()))?;
+    secrets::write_private_file(path, &json).map_err(|e| error(e.to_string()))?;
+    tracing::info!(path = %path.display(), client_id = MCP_CLIENT_ID, "created the MCP server's client credentials");
+    Ok(credentials)
+}

@@ -1,0 +1,234 @@
+//! Backchannel authentication requests in SQLite: created by `/bc-authorize`, decided on the device,
+//! redeemed at `/oauth/token`, announced by ping. Every state change is one write transaction, so a
+//! request is decided once, redeemed once, and its poll interval only ever grows.
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::devstack::sqlite::{BEGIN_WRITE, Database, DatabaseError};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/authz");
+
+/// The authorization server's file inside the data directory.
+pub const DATABASE_FILE: &str = "authz.sqlite";
+/// CIBA Core §11: `slow_down` grows the interval by at least this much, for good.
+pub const SLOW_DOWN_STEP_SECONDS: i64 = 5;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, sqlx::Type)]
+#[sqlx(rename_all = "lowercase")]
+pub enum Status {
+    Pending,
+    Approved,
+    Denied,
+    Expired,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BackchannelRequest {
+    pub auth_req_id: String,
+    pub client_id: String,
+    pub subject: String,
+    pub scope: String,
+    pub audience: Option<String>,
+    pub binding_message: String,
+    pub authorization_details: Option<String>,
+    pub client_notification_token: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub interval_seconds: i64,
+    pub last_polled_at_ms: Option<i64>,
+    pub status: Status,
+    pub decided_at: Option<i64>,
+    pub redeemed: bool,
+    pub notified: bool,
+}
+
+/// What a token request for an `auth_req_id` gets.
+#[derive(Debug)]
+pub enum PollOutcome {
+    /// Unknown, another client's, or already exchanged.
+    InvalidGrant,
+    Pending,
+    SlowDown {
+        interval_seconds: i64,
+    },
+    Denied,
+    Expired,
+    /// Approved: the request, now marked redeemed; tokens are issued from it.
+    Approved(Box<BackchannelRequest>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    Approve,
+    Deny,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DecideError {
+    #[error("no pending request {0} for this user")]
+    NotFound(String),
+    #[error("the request has already been decided")]
+    AlreadyDecided,
+    #[error("the request has expired")]
+    Expired,
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+#[derive(Clone)]
+pub struct RequestStore {
+    db: Database,
+}
+
+pub fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+impl RequestStore {
+    pub async fn open(data_dir: &Path) -> Result<Self, DatabaseError> {
+        Ok(Self { db: Database::open(&data_dir.join(DATABASE_FILE), &MIGRATIONS).await? })
+    }
+
+    pub async fn insert(&self, request: &BackchannelRequest) -> Result<(), sqlx::Error> {
+        sqlx::query(
+            "INSERT INTO backchannel_requests (auth_req_id, client_id, subject, scope, audience, binding_message,
+                 authorization_details, client_notification_token, created_at, expires_at, interval_seconds, status)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+        )
+        .bind(&request.auth_req_id)
+        .bind(&request.client_id)
+        .bind(&request.subject)
+        .bind(&request.scope)
+        .bind(&request.audience)
+        .bind(&request.binding_message)
+        .bind(&request.authorization_details)
+        .bind(&request.client_notification_token)
+        .bind(request.created_at)
+        .bind(request.expires_at)
+        .bind(request.interval_seconds)
+        .execute(&self.db.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// A token request by `client_id` for `auth_req_id` at `now_ms`.
+    pub async fn poll(&self, auth_req_id: &str, client_id: &str, now_ms: i64) -> Result<PollOutcome, sqlx::Error> {
+        let mut tx = self.db.writer.begin_with(BEGIN_WRITE).await?;
+        let row: Option<BackchannelRequest> =
+            sqlx::query_as("SELECT * FROM backchannel_requests WHERE auth_req_id = ?")
+                .bind(auth_req_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(request) = row.filter(|r| r.client_id == client_id && !r.redeemed) else {
+            return Ok(PollOutcome::InvalidGrant);
+        };
+        let expired = now_ms >= request.expires_at * 1000;
+        let outcome = match request.status {
+            Status::Denied => PollOutcome::Denied,
+            Status::Expired => PollOutcome::Expired,
+            Status::Approved | Status::Pending if expired => {
+                sqlx::query("UPDATE backchannel_requests SET status = 'expired' WHERE auth_req_id = ?")
+                    .bind(auth_req_id)
+                    .execute(&mut *tx)
+                    .await?;
+                PollOutcome::Expired
+            }
+            Status::Approved => {
+                sqlx::query("UPDATE backchannel_requests SET redeemed = 1 WHERE auth_req_id = ?")
+                    .bind(auth_req_id)
+                    .execute(&mut *tx)
+                    .await?;
+                PollOutcome::Approved(Box::new(BackchannelRequest { redeemed: true, ..request }))
+            }
+            Status::Pending => {
+                let too_soon =
+                    request.last_polled_at_ms.is_some_and(|last| now_ms - last < request.interval_seconds * 1000);
+                let interval =
+                    if too_soon { request.interval_seconds + SLOW_DOWN_STEP_SECONDS } else { request.interval_seconds };
+                sqlx::query(
+                    "UPDATE backchannel_requests SET last_polled_at_ms = ?, interval_seconds = ? WHERE auth_req_id = ?",
+                )
+                .bind(now_ms)
+                .bind(interval)
+                .bind(auth_req_id)
+                .execute(&mut *tx)
+                .await?;
+                if too_soon { PollOutcome::SlowDown { interval_seconds: interval } } else { PollOutcome::Pending }
+            }
+        };
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The account holder's decision on one of their pending requests.
+    pub async fn decide(
+        &self,
+        auth_req_id: &str,
+        subject: &str,
+        decision: Decision,
+        now: i64,
+    ) -> Result<BackchannelRequest, DecideError> {
+        let mut tx = self.db.writer.begin_with(BEGIN_WRITE).await?;
+        let row: Option<BackchannelRequest> =
+            sqlx::query_as("SELECT * FROM backchannel_requests WHERE auth_req_id = ? AND subject = ?")
+                .bind(auth_req_id)
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let request = row.ok_or_else(|| DecideError::NotFound(auth_req_id.to_owned()))?;
+        if request.status != Status::Pending {
+            return Err(DecideError::AlreadyDecided);
+        }
+        if now >= request.expires_at {
+            return Err(DecideError::Expired);
+        }
+        let status = match decision {
+            Decision::Approve => Status::Approved,
+            Decision::Deny => Status::Denied,
+        };
+        sqlx::query("UPDATE backchannel_requests SET status = ?, decided_at = ? WHERE auth_req_id = ?")
+            .bind(status)
+            .bind(now)
+            .bind(auth_req_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(BackchannelRequest { status, decided_at: Some(now), ..request })
+    }
+
+    /// The user's undecided, unexpired requests, newest first (`None`: every user's).
+    pub async fn pending(&self, subject: Option<&str>, now: i64) -> Result<Vec<BackchannelRequest>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM backchannel_requests
+             WHERE status = 'pending' AND expires_at > ?1 AND (?2 IS NULL OR subject = ?2)
+             ORDER BY created_at DESC, rowid DESC",
+        )
+        .bind(now)
+        .bind(subject)
+        .fetch_all(&self.db.reader)
+        .await
+    }
+
+    /// Marks pending requests past their expiry as expired.
+    pub async fn expire_due(&self, now: i64) -> Result<u64, sqlx::Error> {
+        let result = sqlx::query(
+            "UPDATE backchannel_requests SET status = 'expired' WHERE status = 'pending' AND expires_at <= ?",
+        )
+        .bind(now)
+        .execute(&self.db.writer)
+        .await?;
+        Ok(result.rows_affected())
+    }
+
+    /// Claims the ping requests whose outcome is known and not yet announced; each is returned once.
+    pub async fn claim_unannounced(&self) -> Result<Vec<BackchannelRequest>, sqlx::Error> {
+        sqlx::query_as(
+            "UPDATE backchannel_requests SET notified = 1
+             WHERE notified = 0 AND status <> 'pending' AND client_notification_token IS NOT NULL
+             RETURNING *",
+        )
+        .fetch_all(&self.db.writer)
+        .await
+    }
+}

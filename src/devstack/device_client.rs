@@ -1,0 +1,97 @@
+//! The terminal's side of the approval device: `bankguard pending|approve|deny` talk to a running
+//! `bankguard dev` over HTTP, found through the data directory (its address in `dev-stack.json`, the
+//! device token in `device-token`).
+
+use std::path::Path;
+
+use serde_json::json;
+
+use super::RunningStack;
+use super::authz::device::{DEVICE_TOKEN_FILE, DecisionResult, PendingApproval};
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeviceClientError {
+    #[error("no running `bankguard dev` found for data directory {0} (start it first)")]
+    NotRunning(String),
+    #[error("cannot reach `bankguard dev` at {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("the approval device refused: {0}")]
+    Refused(String),
+    #[error("{0}")]
+    NoMatch(String),
+}
+
+pub struct DeviceClient {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl DeviceClient {
+    pub fn for_data_dir(data_dir: &Path) -> Result<Self, DeviceClientError> {
+        let not_running = || DeviceClientError::NotRunning(data_dir.display().to_string());
+        let running = RunningStack::read(data_dir).map_err(|_| not_running())?;
+        let token = std::fs::read_to_string(data_dir.join(DEVICE_TOKEN_FILE)).map_err(|_| not_running())?;
+        let http = crate::http_client::builder()
+            .build()
+            .map_err(|e| DeviceClientError::Unreachable { url: running.issuer.clone(), reason: e.to_string() })?;
+        Ok(Self { base: running.issuer, token: token.trim().to_owned(), http })
+    }
+
+    /// Pending requests, newest first, for `user` or for everyone.
+    pub async fn pending(&self, user: Option<&str>) -> Result<Vec<PendingApproval>, DeviceClientError> {
+        let mut request = self.http.get(format!("{}/device/api/pending", self.base)).bearer_auth(&self.token);
+        if let Some(user) = user {
+            request = request.query(&[("user", user)]);
+        }
+        self.send(request).await
+    }
+
+    /// Approves or denies the request whose id is `id_or_prefix`, or the newest one when `None`.
+    pub async fn decide(
+        &self,
+        user: Option<&str>,
+        id_or_prefix: Option<&str>,
+        decision: &str,
+    ) -> Result<(PendingApproval, DecisionResult), DeviceClientError> {
+        let pending = self.pending(user).await?;
+        let chosen = match id_or_prefix {
+            None => {
+                pending.into_iter().next().ok_or_else(|| DeviceClientError::NoMatch("nothing is pending".into()))?
+            }
+            Some(prefix) => {
+                let mut matches = pending.into_iter().filter(|p| p.auth_req_id.starts_with(prefix));
+                match (matches.next(), matches.next()) {
+                    (Some(only), None) => only,
+                    (None, _) => {
+                        return Err(DeviceClientError::NoMatch(format!("no pending request starts with {prefix:?}")));
+                    }
+                    (Some(_), Some(_)) => {
+                        return Err(DeviceClientError::NoMatch(format!(
+                            "several pending requests start with {prefix:?}"
+                        )));
+                    }
+                }
+            }
+        };
+        let body = json!({"user": chosen.user, "auth_req_id": chosen.auth_req_id, "decision": decision});
+        let request = self.http.post(format!("{}/device/api/decide", self.base)).bearer_auth(&self.token).json(&body);
+        let result = self.send(request).await?;
+        Ok((chosen, result))
+    }
+
+    async fn send<T: serde::de::DeserializeOwned>(
+        &self,
+        request: reqwest::RequestBuilder,
+    ) -> Result<T, DeviceClientError> {
+        let unreachable =
+            |e: reqwest::Error| DeviceClientError::Unreachable { url: self.base.clone(), reason: e.to_string() };
+        let response = request.send().await.map_err(unreachable)?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            return Err(DeviceClientError::Refused(format!("{status}: {text}")));
+        }
+        response.json().await.map_err(unreachable)
+    }
+}

@@ -1,0 +1,54 @@
+//! How the dev stack opens its SQLite databases: WAL, full sync, foreign keys, embedded migrations,
+//! and a single writer connection.
+//!
+//! Writes go through a pool of exactly one connection and `BEGIN IMMEDIATE`, so writers are serialised
+//! in the process and never fail on a lock upgrade; reads use a separate pool and, with WAL, never wait
+//! for the writer.
+
+use std::path::Path;
+use std::time::Duration;
+
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+
+/// Starts a write transaction that holds the write lock from its first statement.
+pub const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+/// One database file: a one-connection writer pool and a read-only reader pool.
+#[derive(Clone, Debug)]
+pub struct Database {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DatabaseError {
+    #[error("database {path}: {source}")]
+    Open { path: String, source: sqlx::Error },
+    #[error("database {path} could not be migrated: {source}")]
+    Migrate { path: String, source: sqlx::migrate::MigrateError },
+}
+
+impl Database {
+    /// Opens (creating if needed) `path` and applies `migrations`.
+    pub async fn open(path: &Path, migrations: &Migrator) -> Result<Self, DatabaseError> {
+        let name = path.display().to_string();
+        let open_error = |source| DatabaseError::Open { path: name.clone(), source };
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer =
+            SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(open_error)?;
+        migrations.run(&writer).await.map_err(|source| DatabaseError::Migrate { path: name.clone(), source })?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(open_error)?;
+        Ok(Self { writer, reader })
+    }
+}

@@ -1,0 +1,11 @@
+//! The embedded CIBA authorization server over real HTTP on loopback, with its state in temp dirs.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod approval_moves_money_at_the_bank;
+mod backchannel_request_errors;
+mod discovery_and_keys;
+mod ping_delivery;
+mod polling_the_token_endpoint;
+mod requests_survive_a_restart;
