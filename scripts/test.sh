@@ -4,7 +4,23 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Rust toolchain: the only prerequisite so far. Later peers (Chromium, node, Python SDKs) are installed here.
+# Rust toolchain. Later peers (node, Python SDKs) are installed here too.
 command -v cargo >/dev/null || { echo "error: cargo is required (https://rustup.rs)" >&2; exit 1; }
+
+# Headless Chromium and ChromeDriver for the browser tests (tests/support/browser.rs), from Debian's
+# packages, only when either binary is missing. Runs as root, else through sudo; never prompts.
+if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
+    if [[ $(id -u) -eq 0 ]]; then
+        as_root=()
+    elif command -v sudo >/dev/null; then
+        as_root=(sudo -n)
+    else
+        echo "error: installing chromium and chromium-driver needs root or sudo" >&2
+        exit 1
+    fi
+    "${as_root[@]}" apt-get update
+    "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
+        apt-get install -y --no-install-recommends chromium chromium-driver </dev/null
+fi
 
 cargo test --locked "$@"

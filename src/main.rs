@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{ArgGroup, Args, Parser, Subcommand};
 
 use bankguard::config::Config;
 use bankguard::devstack::authz::clients::MCP_CLIENT_FILE;
@@ -49,16 +49,15 @@ enum Command {
 }
 
 #[derive(Args)]
-#[group(required = true, multiple = false, id = "which")]
+#[command(group(ArgGroup::new("which").required(true).args(["id", "latest"])))]
 struct DecisionArgs {
     /// Act for this account holder only (e.g. alice).
     #[arg(long)]
     user: Option<String>,
     /// The request's id, or its first characters as `bankguard pending` shows them.
-    #[arg(group = "which")]
     id: Option<String>,
     /// The newest pending request.
-    #[arg(long, group = "which")]
+    #[arg(long)]
     latest: bool,
 }
 

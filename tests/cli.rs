@@ -58,40 +58,144 @@ fn a_bad_file_value_or_an_unknown_key_names_the_key_and_file() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("does not exist"));
 }
 
+/// A `bankguard dev` process on free ports in a temp dir, with the URLs it printed.
+struct RunningDev {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    lines: std::collections::HashMap<String, String>,
+}
+
+impl RunningDev {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = bankguard()
+            .current_dir(dir.path())
+            .env("BANKGUARD_AUTHZ__LISTEN", "127.0.0.1:0")
+            .env("BANKGUARD_BANK_API__LISTEN", "127.0.0.1:0")
+            .env("RUST_LOG", "debug")
+            .arg("dev")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = tokio::task::spawn_blocking(move || {
+            let mut lines = std::collections::HashMap::new();
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some((label, value)) = line.trim().rsplit_once("  ") {
+                    lines.insert(label.trim().to_owned(), value.trim().to_owned());
+                }
+                if line.contains("demo users") {
+                    break;
+                }
+            }
+            lines
+        })
+        .await
+        .unwrap();
+        Self { child, dir, lines }
+    }
+
+    fn url(&self, label: &str) -> &str {
+        self.lines.get(label).unwrap_or_else(|| panic!("dev printed no {label:?}: {:?}", self.lines))
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        bankguard().current_dir(self.dir.path()).args(args).output().unwrap()
+    }
+
+    /// Stops it with SIGTERM and returns what it logged.
+    fn stop(self) -> String {
+        Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
+        let output = self.child.wait_with_output().unwrap();
+        assert!(output.status.success(), "{:?}", output.status);
+        String::from_utf8(output.stderr).unwrap()
+    }
+}
+
 #[tokio::test]
 async fn dev_serves_the_bank_api_on_loopback_and_stops_cleanly_on_sigterm() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut child = bankguard()
-        .current_dir(dir.path())
-        .env("BANKGUARD_BANK_API__LISTEN", "127.0.0.1:0")
-        .env("RUST_LOG", "info")
-        .arg("dev")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let url = tokio::task::spawn_blocking(move || {
-        BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| line.trim().strip_prefix("bank API").map(|rest| rest.trim().to_owned()))
-    })
-    .await
-    .unwrap()
-    .expect("dev prints the bank API URL");
-    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let dev = RunningDev::start().await;
+    let url = dev.url("bank API").to_owned();
+    assert!(url.starts_with("http://127.0.0.1:") && url.ends_with("/api"), "{url}");
+    assert!(dev.url("authorization server").starts_with("http://127.0.0.1:"));
+    assert!(dev.url("approval device").ends_with("/device"));
 
     let reply = reqwest_client().get(format!("{url}/users/alice/accounts")).send().await.unwrap();
     assert_eq!(reply.status(), 401);
     assert_eq!(reply.headers()["www-authenticate"], "Bearer realm=\"bankguard-bank\"");
-    assert!(dir.path().join(".bankguard/bank.sqlite").exists());
+    assert!(dev.dir.path().join(".bankguard/bank.sqlite").exists());
 
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success(), "{:?}", output.status);
-    let logs = String::from_utf8(output.stderr).unwrap();
+    let logs = dev.stop();
     assert!(logs.contains("seeded the demo ledger") && logs.contains("shutting down"), "logs go to stderr: {logs}");
+}
+
+#[tokio::test]
+async fn pending_approve_and_deny_work_from_the_terminal_and_no_secret_reaches_the_logs() {
+    let dev = RunningDev::start().await;
+    let issuer = dev.url("authorization server").to_owned();
+    let credentials: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dev.dir.path().join(".bankguard/mcp-client.json")).unwrap())
+            .unwrap();
+    let (id, secret) = (credentials["client_id"].as_str().unwrap(), credentials["client_secret"].as_str().unwrap());
+    let http = reqwest_client();
+    let mut auth_req_ids = Vec::new();
+    for (user, message) in [("alice", "First #AAA1"), ("bob", "Second #BBB2")] {
+        let reply: serde_json::Value = http
+            .post(format!("{issuer}/bc-authorize"))
+            .basic_auth(id, Some(secret))
+            .form(&[("scope", "openid"), ("login_hint", user), ("binding_message", message)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        auth_req_ids.push(reply["auth_req_id"].as_str().unwrap().to_owned());
+    }
+
+    let pending = dev.run(&["pending"]);
+    let listing = String::from_utf8(pending.stdout).unwrap();
+    assert!(pending.status.success());
+    assert!(listing.contains("First #AAA1") && listing.contains("Second #BBB2"), "{listing}");
+    let only_alice = String::from_utf8(dev.run(&["pending", "--user", "alice"]).stdout).unwrap();
+    assert!(only_alice.contains("First #AAA1") && !only_alice.contains("Second #BBB2"), "{only_alice}");
+
+    let approved = dev.run(&["approve", "--user", "alice", "--latest"]);
+    assert!(String::from_utf8_lossy(&approved.stdout).starts_with("approved: "), "{approved:?}");
+    let denied = dev.run(&["deny", &auth_req_ids[1][..8]]);
+    assert!(String::from_utf8_lossy(&denied.stdout).starts_with("denied: "), "{denied:?}");
+    let nothing_left = dev.run(&["approve", "--latest"]);
+    assert!(!nothing_left.status.success());
+    assert!(String::from_utf8_lossy(&nothing_left.stderr).contains("nothing is pending"));
+    let neither = dev.run(&["approve"]);
+    assert_eq!(neither.status.code(), Some(2), "an id or --latest is required");
+
+    let poll = |auth_req_id: String| {
+        http.post(format!("{issuer}/oauth/token"))
+            .basic_auth(id, Some(secret))
+            .form(&[("grant_type", "urn:openid:params:grant-type:ciba"), ("auth_req_id", auth_req_id.as_str())])
+            .send()
+    };
+    let token: serde_json::Value = poll(auth_req_ids[0].clone()).await.unwrap().json().await.unwrap();
+    let access_token = token["access_token"].as_str().expect("alice's approval yields a token").to_owned();
+    let refusal: serde_json::Value = poll(auth_req_ids[1].clone()).await.unwrap().json().await.unwrap();
+    assert_eq!(refusal["error"], "access_denied");
+
+    let device_token = std::fs::read_to_string(dev.dir.path().join(".bankguard/device-token")).unwrap();
+    let logs = dev.stop();
+    assert!(logs.contains("issued tokens"), "debug logs were captured: {logs}");
+    for secret in [secret, device_token.trim(), access_token.as_str(), auth_req_ids[0].as_str()] {
+        assert!(!logs.contains(secret), "a secret reached the logs");
+    }
+}
+
+#[test]
+fn approve_without_a_running_dev_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bankguard().current_dir(dir.path()).args(["approve", "--latest"]).output().unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no running `bankguard dev`"));
 }
 
 fn reqwest_client() -> reqwest::Client {

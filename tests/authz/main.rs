@@ -5,6 +5,8 @@ mod support;
 
 mod approval_moves_money_at_the_bank;
 mod backchannel_request_errors;
+mod device_page;
+mod device_page_in_a_browser;
 mod discovery_and_keys;
 mod ping_delivery;
 mod polling_the_token_endpoint;

@@ -1,11 +1,14 @@
-//! What every integration test shares: the real bank API on an ephemeral loopback port with its
-//! SQLite ledger in a temp dir, and a test token issuer.
+//! What every integration test shares.
 //!
-//! Until the embedded authorization server exists, [`TestIssuer`] stands in for it: it serves a real
-//! discovery document and JWKS over loopback HTTP and mints tokens with its own keys, including the
-//! malformed and malicious ones the bank API must refuse. The bank API cannot tell it is a test.
+//! - [`BankStack`]: the real bank API on an ephemeral loopback port, its SQLite ledger in a temp dir,
+//!   trusting a [`TestIssuer`]: a loopback provider that serves a real discovery document and JWKS and
+//!   mints any token a test needs, including the malformed and malicious ones the real authorization
+//!   server never would. The bank API cannot tell it is a test.
+//! - [`dev::Dev`]: the real dev stack (authorization server + bank API) and a CIBA client's calls.
+//! - [`browser::Browser`]: headless Chromium, for the approval page.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod dev;
 
 use std::collections::BTreeMap;
