@@ -31,8 +31,120 @@ const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
 pub struct Config {
     /// Where SQLite databases, keys and generated credentials live; created on first start.
     pub data_dir: PathBuf,
+    pub mcp: McpConfig,
     pub authz: AuthzConfig,
     pub bank_api: BankApiConfig,
+}
+
+/// `bankguard serve`: the MCP server, its CIBA client and its bank client.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpConfig {
+    /// Where `--transport http` listens (endpoint `/mcp`). Loopback unless you mean to expose it.
+    pub listen: SocketAddr,
+    /// `Host` header values accepted over HTTP (DNS-rebinding protection); ports are not compared.
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins accepted over HTTP; a request with another `Origin` gets 403. `:*` matches any port.
+    pub allowed_origins: Vec<String>,
+    /// The OpenID provider. Unset: the embedded authorization server at `authz.listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// Endpoint overrides for providers without discovery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backchannel_authentication_endpoint: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_endpoint: Option<String>,
+    pub client_id: String,
+    /// The client secret. Prefer the environment (`BANKGUARD_MCP__CLIENT_SECRET`) or `client_secret_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<String>,
+    /// A file holding the secret: plain text, or JSON with a `client_secret` field.
+    /// Unset (and no `client_secret`): `<data_dir>/mcp-client.json`, written by `bankguard dev`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret_file: Option<PathBuf>,
+    pub client_auth_method: ClientAuthMethod,
+    /// The bank API's identifier at the provider (`audience`). Unset: `bank_api.audience`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audience: Option<String>,
+    /// The account holder this server acts for (their subject at the provider and the bank).
+    pub user: String,
+    /// How the holder is named in `login_hint`: `plain` (the subject) or `iss_sub` (Auth0's JSON form).
+    pub login_hint_format: LoginHintFormat,
+    /// The bank API's base URL. Unset: the embedded bank API at `bank_api.listen`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bank_api_url: Option<String>,
+    /// How long the holder has to approve (`requested_expiry`), 1 to 300 seconds.
+    pub requested_expiry_seconds: u64,
+    /// `poll`, or `ping` (HTTP transport only: the provider calls `/ciba/notify` on this server).
+    pub delivery_mode: DeliveryMode,
+    /// The largest transfer the server will ask approval for, as a decimal string.
+    pub max_transfer_amount: String,
+    /// Progress notifications are sent at least this often while waiting, 1 to 10 seconds.
+    pub progress_interval_seconds: u64,
+}
+
+impl std::fmt::Debug for McpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpConfig")
+            .field("listen", &self.listen)
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginHintFormat {
+    #[default]
+    Plain,
+    IssSub,
+}
+
+/// The per-transfer maximum both the MCP server and the bank API default to.
+pub const DEFAULT_MAX_TRANSFER: &str = "10000.00";
+
+impl Default for McpConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 4102)),
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()],
+            issuer: None,
+            backchannel_authentication_endpoint: None,
+            token_endpoint: None,
+            client_id: MCP_CLIENT_ID.to_owned(),
+            client_secret: None,
+            client_secret_file: None,
+            client_auth_method: ClientAuthMethod::ClientSecretBasic,
+            audience: None,
+            user: "alice".to_owned(),
+            login_hint_format: LoginHintFormat::Plain,
+            bank_api_url: None,
+            requested_expiry_seconds: 300,
+            delivery_mode: DeliveryMode::Poll,
+            max_transfer_amount: DEFAULT_MAX_TRANSFER.to_owned(),
+            progress_interval_seconds: 5,
+        }
+    }
+}
+
+impl Config {
+    /// The provider `bankguard serve` uses: configured, or the embedded one.
+    pub fn mcp_issuer(&self) -> String {
+        self.mcp.issuer.clone().unwrap_or_else(|| format!("http://{}", self.authz.listen))
+    }
+
+    /// The bank API `bankguard serve` uses: configured, or the embedded one.
+    pub fn mcp_bank_api_url(&self) -> String {
+        self.mcp.bank_api_url.clone().unwrap_or_else(|| format!("http://{}/api", self.bank_api.listen))
+    }
+
+    pub fn mcp_audience(&self) -> String {
+        self.mcp.audience.clone().unwrap_or_else(|| self.bank_api.audience.clone())
+    }
 }
 
 /// The embedded CIBA authorization server (`devstack::authz`).
@@ -167,6 +279,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from(".bankguard"),
+            mcp: McpConfig::default(),
             authz: AuthzConfig::default(),
             bank_api: BankApiConfig::default(),
         }
@@ -180,7 +293,7 @@ impl Default for BankApiConfig {
             issuer: None,
             audience: "urn:bankguard:bank-api".to_owned(),
             require_transaction_binding: true,
-            max_transfer_amount: "10000.00".to_owned(),
+            max_transfer_amount: DEFAULT_MAX_TRANSFER.to_owned(),
             jwks_refetch_interval_seconds: 60,
         }
     }
@@ -260,10 +373,57 @@ impl Config {
             return invalid("bank_api.jwks_refetch_interval_seconds", "must be at least 1");
         }
         self.authz.validate()?;
+        self.mcp.validate()?;
         if self.data_dir.as_os_str().is_empty() {
             return invalid("data_dir", "must not be empty");
         }
         Ok(())
+    }
+}
+
+impl McpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid { key: format!("mcp.{key}"), origin: String::new(), reason: reason.to_owned() })
+        };
+        for (key, value) in [
+            ("issuer", &self.issuer),
+            ("backchannel_authentication_endpoint", &self.backchannel_authentication_endpoint),
+            ("token_endpoint", &self.token_endpoint),
+            ("bank_api_url", &self.bank_api_url),
+        ] {
+            if let Some(url) = value {
+                check_issuer(url).or_else(|reason| invalid(key, reason))?;
+            }
+        }
+        if self.client_id.is_empty() {
+            return invalid("client_id", "must not be empty");
+        }
+        if self.user.is_empty() {
+            return invalid("user", "must name the account holder");
+        }
+        if !(1..=300).contains(&self.requested_expiry_seconds) {
+            return invalid("requested_expiry_seconds", "must be between 1 and 300");
+        }
+        if !(1..=10).contains(&self.progress_interval_seconds) {
+            return invalid("progress_interval_seconds", "must be between 1 and 10");
+        }
+        match MinorUnits::parse_decimal(&self.max_transfer_amount) {
+            Ok(max) if max.is_positive() => {}
+            Ok(_) => return invalid("max_transfer_amount", "must be greater than zero"),
+            Err(e) => return invalid("max_transfer_amount", &e.to_string()),
+        }
+        for origin in &self.allowed_origins {
+            if origin != "null" && !origin.contains("://") {
+                return invalid("allowed_origins", "entries need a scheme, e.g. http://localhost:*");
+            }
+        }
+        Ok(())
+    }
+
+    /// The per-transfer maximum; valid once [`Config::validate`] has passed.
+    pub fn max_transfer(&self) -> MinorUnits {
+        MinorUnits::parse_decimal(&self.max_transfer_amount).unwrap_or_default()
     }
 }
 

@@ -18,3 +18,19 @@ pub fn builder() -> reqwest::ClientBuilder {
     });
     reqwest::Client::builder().timeout(DEFAULT_TIMEOUT).user_agent(concat!("bankguard/", env!("CARGO_PKG_VERSION")))
 }
+
+/// Why a request failed, with the causes reqwest keeps underneath, but without the URL (callers name
+/// it once themselves).
+pub fn reason(error: &reqwest::Error) -> String {
+    let mut reason = error.to_string();
+    if let Some(url) = error.url() {
+        reason = reason.replace(&format!(" for url ({url})"), "");
+    }
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        reason.push_str(": ");
+        reason.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    reason
+}

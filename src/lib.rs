@@ -11,16 +11,29 @@
 //! - [`config`]: typed configuration (TOML file + `BANKGUARD_*` variables) and every default.
 //! - [`telemetry`]: logs to stderr through `tracing`.
 //! - [`http_client`]: the one builder of outbound HTTP clients.
+//! - [`secrets`]: random secrets, private files, constant-time comparison.
+//!
+//! Client side, the product: what an AI client talks to and what it talks to.
+//! - [`mcp`]: the MCP server (rmcp): `list_accounts` and `transfer_funds`, progress, cancellation,
+//!   stdio and Streamable HTTP.
+//! - [`ciba`]: the CIBA client that asks the account holder's approval.
+//! - [`bank`]: the typed client of the bank API.
 //!
 //! Server side, the embedded default that stands in for Auth0 and a real bank:
-//! - [`devstack`]: the reference bank API ([`devstack::bank_api`]) and the demo seed.
+//! - [`devstack`]: the CIBA authorization server ([`devstack::authz`]), the reference bank API
+//!   ([`devstack::bank_api`]) and the demo seed.
 //!
-//! The CLI (`src/main.rs`) wires these together: `bankguard dev` runs the dev stack.
+//! The two sides never import each other; they meet over HTTP. The CLI (`src/main.rs`) wires them
+//! together: `bankguard serve`, `dev`, `demo`, `pending`, `approve`, `deny`.
 
 pub mod authorization_details;
+pub mod bank;
+pub mod ciba;
 pub mod config;
 pub mod devstack;
 pub mod http_client;
+pub mod mcp;
 pub mod money;
 pub mod scopes;
+pub mod secrets;
 pub mod telemetry;

@@ -1,7 +1,9 @@
 //! The `bankguard` command line: parses arguments, loads configuration, and runs one subcommand.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
@@ -10,6 +12,8 @@ use bankguard::devstack::authz::clients::MCP_CLIENT_FILE;
 use bankguard::devstack::authz::device::PendingApproval;
 use bankguard::devstack::device_client::DeviceClient;
 use bankguard::devstack::{DevStack, seed};
+use bankguard::mcp::Backends;
+use bankguard::mcp::transport::{self, RunningHttp};
 
 #[derive(Parser)]
 #[command(
@@ -32,6 +36,19 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Run the MCP server for AI clients: tools list_accounts and transfer_funds, every transfer
+    /// approved by the account holder on their own device (CIBA). Defaults point at `bankguard dev`.
+    Serve {
+        /// stdio (for desktop clients and IDEs that start the server) or http (Streamable HTTP at /mcp).
+        #[arg(long, value_enum, default_value_t = Transport::Stdio)]
+        transport: Transport,
+        /// Address for --transport http (default: mcp.listen, 127.0.0.1:4102).
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<SocketAddr>,
+    },
+    /// Run everything in one process on loopback: the dev authorization server with its approval
+    /// page, the bank API, and the MCP server over HTTP; prints how to connect a client.
+    Demo,
     /// Run the embedded dev stack on loopback: a CIBA authorization server with an approval page that
     /// plays the account holder's phone, and the reference bank API over a seeded SQLite ledger
     /// (demo users alice and bob) that accepts only verified, transfer-bound access tokens.
@@ -46,6 +63,12 @@ enum Command {
     Approve(DecisionArgs),
     /// Deny a pending request from the terminal, as the account holder would on their phone.
     Deny(DecisionArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Transport {
+    Stdio,
+    Http,
 }
 
 #[derive(Args)]
@@ -80,6 +103,8 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
+            Command::Serve { transport, listen } => serve(config, transport, listen).await,
+            Command::Demo => run_demo(config).await,
             Command::Dev => run_dev(config).await,
             Command::Pending { user } => list_pending(&config, user.as_deref()).await,
             Command::Approve(args) => decide(&config, &args, "approve").await,
@@ -93,6 +118,67 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+async fn serve(
+    config: Config,
+    transport: Transport,
+    listen: Option<SocketAddr>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let backends = Arc::new(Backends::from_config(&config, transport == Transport::Http)?);
+    match transport {
+        Transport::Stdio => {
+            tracing::info!(issuer = %config.mcp_issuer(), bank = %config.mcp_bank_api_url(), "serving MCP over stdio");
+            transport::serve_stdio(backends).await?;
+        }
+        Transport::Http => {
+            let listener = RunningHttp::bind(listen.unwrap_or(config.mcp.listen)).await?;
+            let server = RunningHttp::start(listener, backends, &config.mcp)?;
+            eprintln!("bankguard MCP server at {} (Ctrl-C stops it)", server.url());
+            shutdown_signal().await;
+            server.shutdown().await?;
+        }
+    }
+    Ok(())
+}
+
+async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {
+    let stack = DevStack::start(&config).await?;
+    // The MCP server uses the stack it runs beside, wherever it really listens.
+    config.mcp.issuer = Some(stack.running.issuer.clone());
+    config.mcp.bank_api_url = Some(stack.running.bank_api.clone());
+    if config.mcp.client_secret.is_none() && config.mcp.client_id == stack.mcp_client.client_id {
+        config.mcp.client_secret = Some(stack.mcp_client.client_secret.clone());
+    }
+    let backends = Arc::new(Backends::from_config(&config, true)?);
+    let listener = RunningHttp::bind(config.mcp.listen).await?;
+    let server = RunningHttp::start(listener, backends, &config.mcp)?;
+    let url = server.url();
+    let binary = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "bankguard".into());
+    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    println!("bankguard demo is running (Ctrl-C stops it)");
+    println!("  MCP endpoint       {url}");
+    println!("  approval device    {}   <- open it: it plays {}'s phone", stack.running.device, config.mcp.user);
+    println!("  bank API           {}", stack.running.bank_api);
+    println!();
+    println!(
+        "  MCP Inspector      npx @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list"
+    );
+    println!("  scripted agent     cargo run --example agent -- {url}");
+    println!("  stdio clients      add to your client's mcp.json (see mcp.json.example):");
+    println!(
+        "    {}",
+        serde_json::json!({"mcpServers": {"bankguard": {
+            "command": binary, "args": ["serve"],
+            "env": {"BANKGUARD_DATA_DIR": data_dir.display().to_string(),
+                    "BANKGUARD_MCP__ISSUER": stack.running.issuer,
+                    "BANKGUARD_MCP__BANK_API_URL": stack.running.bank_api}}}})
+    );
+    shutdown_signal().await;
+    server.shutdown().await?;
+    stack.shutdown().await;
+    tracing::info!("stopped");
+    Ok(())
 }
 
 async fn run_dev(config: Config) -> Result<(), Box<dyn std::error::Error>> {

@@ -10,7 +10,6 @@
 pub mod authz;
 pub mod bank_api;
 pub mod device_client;
-pub mod secrets;
 pub mod seed;
 pub mod sqlite;
 

@@ -10,6 +10,7 @@
 
 pub mod browser;
 pub mod dev;
+pub mod mcp;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -19,9 +19,9 @@ use super::form::OAuthForm;
 use super::store::{BackchannelRequest, Status, now_ms};
 use crate::authorization_details::{ACTION_INITIATE, PAYMENT_INITIATION, PaymentInitiation};
 use crate::config::{DeliveryMode, GrantType};
-use crate::devstack::secrets;
 use crate::devstack::seed::{self, SeedUser};
 use crate::money::{Currency, MinorUnits};
+use crate::secrets;
 
 /// Longest binding message, in characters (Auth0's limit).
 pub const MAX_BINDING_MESSAGE_CHARS: usize = 64;

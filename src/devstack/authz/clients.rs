@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ErrorCode, OAuthError};
 use crate::config::{AuthzConfig, ClientAuthMethod, ClientConfig, DeliveryMode, GrantType, MCP_CLIENT_ID};
-use crate::devstack::secrets;
+use crate::secrets;
 
 /// The MCP server's credentials file inside the data directory.
 pub const MCP_CLIENT_FILE: &str = "mcp-client.json";

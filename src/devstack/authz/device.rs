@@ -18,7 +18,7 @@ use super::AuthzState;
 use super::form::OAuthForm;
 use super::page;
 use super::store::{BackchannelRequest, DecideError, Decision, now_ms};
-use crate::devstack::secrets;
+use crate::secrets;
 
 /// The device token file inside the data directory.
 pub const DEVICE_TOKEN_FILE: &str = "device-token";

@@ -12,7 +12,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use crate::devstack::secrets;
+use crate::secrets;
 
 /// The key file inside the data directory.
 pub const KEY_FILE: &str = "authz-signing-key.pem";

@@ -34,8 +34,8 @@ use axum::routing::{get, post};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::devstack::secrets;
 use crate::scopes::{CREATE_TRANSFER, READ_ACCOUNTS};
+use crate::secrets;
 use backchannel::ApiCatalog;
 use clients::{ClientCredentials, ClientFileError, ClientRegistry};
 use device::{DEVICE_TOKEN_FILE, DeviceAccess};

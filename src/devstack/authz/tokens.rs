@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::error::OAuthError;
 use super::keys::SigningKey;
-use crate::devstack::secrets;
+use crate::secrets;
 
 /// The successful token response (RFC 6749 §5.1, CIBA Core §10.1.1).
 #[derive(Debug, Serialize)]

@@ -1,4 +1,5 @@
-//! `GET /api/users/{sub}/accounts`: a user's accounts, for holders of `read:accounts`.
+//! `GET /api/users/{sub}/accounts`: a user's accounts, and `GET /api/accounts/{id}`: any account as a
+//! payer may see it (no balance, no owner), both for holders of `read:accounts`.
 
 use std::sync::Arc;
 
@@ -49,16 +50,42 @@ impl From<Account> for AccountView {
 
 pub async fn list(
     State(state): State<Arc<AppState>>,
-    Bearer(token): Bearer,
+    bearer: Bearer,
     Path(subject): Path<String>,
 ) -> Result<Json<AccountList>, ApiError> {
-    if !token.has_scope(READ_ACCOUNTS) {
-        return Err(ApiError::InsufficientScope(READ_ACCOUNTS));
-    }
+    bearer.with_scope(READ_ACCOUNTS)?;
     let accounts = state
         .ledger
         .accounts_of(&subject)
         .await?
         .ok_or_else(|| ApiError::not_found("unknown_user", format!("there is no user {subject:?}")))?;
     Ok(Json(AccountList { accounts: accounts.into_iter().map(AccountView::from).collect() }))
+}
+
+/// An account as a payer sees it before sending money: enough to check it exists and its currency.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PayeeView {
+    pub id: String,
+    pub name: String,
+    pub masked_number: String,
+    pub currency: String,
+}
+
+pub async fn payee(
+    State(state): State<Arc<AppState>>,
+    bearer: Bearer,
+    Path(id): Path<String>,
+) -> Result<Json<PayeeView>, ApiError> {
+    bearer.with_scope(READ_ACCOUNTS)?;
+    let account = state
+        .ledger
+        .account(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("unknown_account", format!("there is no account {id:?}")))?;
+    Ok(Json(PayeeView {
+        id: account.id,
+        name: account.name,
+        masked_number: account.masked_number,
+        currency: account.currency,
+    }))
 }

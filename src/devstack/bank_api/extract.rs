@@ -30,6 +30,13 @@ impl FromRequestParts<Arc<AppState>> for Bearer {
     }
 }
 
+impl Bearer {
+    /// The token, if it carries `scope`; otherwise the RFC 6750 `insufficient_scope` refusal.
+    pub fn with_scope(self, scope: &'static str) -> Result<AccessToken, ApiError> {
+        if self.0.has_scope(scope) { Ok(self.0) } else { Err(ApiError::InsufficientScope(scope)) }
+    }
+}
+
 /// A JSON request body; anything unreadable is a 400 that says why.
 pub struct JsonBody<T>(pub T);
 

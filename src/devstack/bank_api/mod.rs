@@ -8,6 +8,7 @@
 //! | route | needs |
 //! |---|---|
 //! | `GET /api/users/{sub}/accounts` | `read:accounts` |
+//! | `GET /api/accounts/{id}` (a payee: name, masked number, currency) | `read:accounts` |
 //! | `POST /api/transfers` | `create:transfer`, owner `sub`, matching `authorization_details`, unused `jti`, `Idempotency-Key` |
 //! | `GET /api/transfers/{id}` | the owner's token, or `read:accounts` |
 
@@ -87,6 +88,7 @@ impl BankApi {
     pub fn router(&self) -> Router {
         Router::new()
             .route("/api/users/{sub}/accounts", get(accounts::list))
+            .route("/api/accounts/{id}", get(accounts::payee))
             .route("/api/transfers", post(transfers::create))
             .route("/api/transfers/{id}", get(transfers::get))
             .with_state(self.state.clone())

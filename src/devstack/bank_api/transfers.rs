@@ -50,13 +50,11 @@ struct ValidRequest {
 
 pub async fn create(
     State(state): State<Arc<AppState>>,
-    Bearer(token): Bearer,
+    bearer: Bearer,
     headers: HeaderMap,
     JsonBody(request): JsonBody<TransferRequest>,
 ) -> Result<Response, ApiError> {
-    if !token.has_scope(CREATE_TRANSFER) {
-        return Err(ApiError::InsufficientScope(CREATE_TRANSFER));
-    }
+    let token = bearer.with_scope(CREATE_TRANSFER)?;
     let valid = validate(&request, state.max_transfer)?;
     let idempotency_key = idempotency_key(&headers)?;
 

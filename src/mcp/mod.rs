@@ -1,0 +1,57 @@
+//! The MCP server: what AI clients see. Two tools, `list_accounts` and `transfer_funds`, over stdio
+//! or Streamable HTTP, built on rmcp.
+//!
+//! - [`tools`]: one file per tool (description, annotations, schema, validation, call, result).
+//! - [`intent`]: a validated transfer and everything derived from it for the approval.
+//! - [`progress`]: progress notifications while the holder decides.
+//! - [`backends`]: the CIBA client, the bank client and the settings, built from configuration.
+//! - [`transport`]: stdio, and Streamable HTTP on loopback with `Host`/`Origin` checks and the
+//!   CIBA ping endpoint.
+//!
+//! Client side only: it reaches the provider and the bank over HTTP and never imports `devstack`.
+//! The model only ever sees tool results; the issued access token stays inside [`tools::transfer_funds`].
+
+pub mod backends;
+pub mod intent;
+pub mod progress;
+pub mod tools;
+pub mod transport;
+
+use std::sync::Arc;
+
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
+use rmcp::{ServerHandler, tool_handler};
+
+pub use backends::Backends;
+
+/// Reported in `initialize`: bankguard's own name and version, not rmcp's.
+pub const SERVER_NAME: &str = "bankguard";
+
+const INSTRUCTIONS: &str = "Work with the user's bank accounts. list_accounts shows accounts and balances. \
+    transfer_funds moves money only after the account holder approves that exact transfer on their own phone; \
+    never ask for confirmation in the chat, just call it and tell the user to check their device.";
+
+#[derive(Clone)]
+pub struct BankguardServer {
+    backends: Arc<Backends>,
+    tool_router: ToolRouter<Self>,
+}
+
+impl BankguardServer {
+    pub fn new(backends: Arc<Backends>) -> Self {
+        Self { backends, tool_router: Self::list_accounts_router() + Self::transfer_funds_router() }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for BankguardServer {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_server_info(
+                Implementation::new(SERVER_NAME, env!("CARGO_PKG_VERSION"))
+                    .with_title("bankguard: bank access with approval on your device"),
+            )
+            .with_instructions(INSTRUCTIONS)
+    }
+}

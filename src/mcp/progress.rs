@@ -1,0 +1,55 @@
+//! MCP progress notifications while the account holder decides: one as soon as the provider accepts
+//! the request, then one per tick, `progress` strictly increasing (seconds waited), `total` the
+//! approval's lifetime, and a message with the reference code and the time left.
+
+use std::time::{Duration, Instant};
+
+use rmcp::model::{ProgressNotificationParam, ProgressToken};
+use rmcp::{Peer, RoleServer};
+
+pub struct ProgressReporter {
+    peer: Peer<RoleServer>,
+    /// `None` when the request carried no `progressToken`: then nothing is sent.
+    token: Option<ProgressToken>,
+    started: Instant,
+    lifetime: Duration,
+    reference: String,
+    last: f64,
+}
+
+impl ProgressReporter {
+    pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>, lifetime: Duration, reference: &str) -> Self {
+        Self { peer, token, started: Instant::now(), lifetime, reference: reference.to_owned(), last: -1.0 }
+    }
+
+    /// "Approve the transfer on your device — ref K7Q2".
+    pub async fn request_sent(&mut self) {
+        let message = format!("Approve the transfer on your device — ref {}", self.reference);
+        self.send(message).await;
+    }
+
+    /// "Waiting for approval on your device — ref K7Q2, 4:40 left".
+    pub async fn still_waiting(&mut self) {
+        let left = self.lifetime.saturating_sub(self.started.elapsed()).as_secs();
+        let message = format!(
+            "Waiting for approval on your device — ref {}, {}:{:02} left",
+            self.reference,
+            left / 60,
+            left % 60
+        );
+        self.send(message).await;
+    }
+
+    async fn send(&mut self, message: String) {
+        let Some(token) = &self.token else { return };
+        // Strictly increasing even if two ticks land in the same instant.
+        let progress = self.started.elapsed().as_secs_f64().max(self.last + 0.001);
+        self.last = progress;
+        let param = ProgressNotificationParam::new(token.clone(), progress)
+            .with_total(self.lifetime.as_secs_f64())
+            .with_message(message);
+        if let Err(error) = self.peer.notify_progress(param).await {
+            tracing::debug!(%error, "a progress notification could not be sent");
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! How clients reach the server: stdio (stdout carries only the protocol; logs go to stderr), or
+//! Streamable HTTP at `/mcp` on loopback by default, where rmcp rejects a foreign `Host` (DNS
+//! rebinding) and any `Origin` outside the configured allow-list with 403.
+//!
+//! In ping mode the HTTP server also exposes `POST /ciba/notify`: the provider's ping, authenticated
+//! by the `client_notification_token` of one waiting request, wakes that wait at once.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use rmcp::ServiceExt;
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::backends::PingWaiters;
+use super::{Backends, BankguardServer};
+use crate::config::McpConfig;
+
+/// The MCP endpoint's path.
+pub const MCP_PATH: &str = "/mcp";
+/// Where providers send CIBA pings.
+pub const NOTIFY_PATH: &str = "/ciba/notify";
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("the MCP stdio session failed: {0}")]
+    Stdio(String),
+    #[error("cannot listen on {address}: {source}")]
+    Listen { address: SocketAddr, source: std::io::Error },
+    #[error("the MCP HTTP server failed: {0}")]
+    Http(std::io::Error),
+}
+
+/// Serves one client over stdin/stdout until it disconnects.
+pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> {
+    let service = BankguardServer::new(backends)
+        .serve(rmcp::transport::stdio())
+        .await
+        .map_err(|e| TransportError::Stdio(e.to_string()))?;
+    service.waiting().await.map_err(|e| TransportError::Stdio(e.to_string()))?;
+    Ok(())
+}
+
+/// The HTTP application: `/mcp`, and `/ciba/notify` in ping mode.
+pub fn http_router(backends: Arc<Backends>, config: &McpConfig, stop: CancellationToken) -> Router {
+    let settings = StreamableHttpServerConfig::default()
+        .with_allowed_hosts(config.allowed_hosts.clone())
+        .with_allowed_origins(config.allowed_origins.clone())
+        .with_cancellation_token(stop);
+    let pings = backends.pings.clone();
+    let factory_backends = backends.clone();
+    let service = StreamableHttpService::new(
+        move || Ok(BankguardServer::new(factory_backends.clone())),
+        Arc::new(LocalSessionManager::default()),
+        settings,
+    );
+    let router = Router::new().nest_service(MCP_PATH, service);
+    match pings {
+        Some(pings) => router.route(NOTIFY_PATH, post(notify).with_state(pings)),
+        None => router,
+    }
+}
+
+/// CIBA Core §10.2: `Authorization: Bearer <client_notification_token>`, body `{"auth_req_id": …}`.
+async fn notify(State(pings): State<PingWaiters>, headers: HeaderMap) -> StatusCode {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !token.is_empty() && pings.wake(token) { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+}
+
+/// An MCP HTTP server running in the background.
+pub struct RunningHttp {
+    pub address: SocketAddr,
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningHttp {
+    /// Serves on an already bound listener (so callers can learn the port first).
+    pub fn start(listener: TcpListener, backends: Arc<Backends>, config: &McpConfig) -> Result<Self, TransportError> {
+        let address = listener.local_addr().map_err(TransportError::Http)?;
+        if !address.ip().is_loopback() {
+            tracing::warn!(%address, "the MCP endpoint is listening beyond loopback");
+        }
+        let stop = CancellationToken::new();
+        let router = http_router(backends, config, stop.child_token());
+        let shutdown = stop.clone();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+        });
+        Ok(Self { address, stop, task })
+    }
+
+    pub async fn bind(address: SocketAddr) -> Result<TcpListener, TransportError> {
+        TcpListener::bind(address).await.map_err(|source| TransportError::Listen { address, source })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}{MCP_PATH}", self.address)
+    }
+
+    /// Stops accepting requests and ends open sessions.
+    pub async fn shutdown(self) -> Result<(), TransportError> {
+        self.stop.cancel();
+        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+            Ok(Ok(result)) => result.map_err(TransportError::Http),
+            _ => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! The MCP server end to end: real MCP clients (rmcp over Streamable HTTP, and the built binary over
+//! stdio) against the real dev stack on ephemeral loopback ports.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod http_endpoint_guards;
+mod invalid_transfers_are_refused_before_approval;
+mod listing_accounts;
+mod over_stdio;
+mod tools_are_described;
+mod transfer_outcomes;
+mod waiting_for_the_holder;

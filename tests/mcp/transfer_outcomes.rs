@@ -1,0 +1,103 @@
+//! What happens to a transfer after the request reaches the holder's device.
+
+use std::time::Duration;
+
+use rmcp::model::{CallToolRequestParams, ClientRequest, Request};
+use rmcp::service::PeerRequestOptions;
+use serde_json::json;
+
+use crate::support::mcp::{McpStack, call, is_error, text};
+
+fn transfer_args(amount: &str) -> serde_json::Value {
+    json!({"from_account_id": "acc_alice_chk", "to_account_id": "acc_bob_chk", "amount": amount, "memo": "Dinner"})
+}
+
+#[tokio::test]
+async fn a_transfer_approved_on_the_device_moves_exactly_the_amount() {
+    let stack = McpStack::start().await;
+    let (client, recorder) = stack.http_client().await;
+    let before = stack.dev.balances().await;
+    let holder = stack.decide_next("approve", Duration::from_millis(300));
+
+    let result = call(&client, "transfer_funds", transfer_args("25.5")).await;
+
+    assert!(!is_error(&result), "{}", text(&result));
+    let output = result.structured_content.clone().unwrap();
+    assert_eq!(output["status"], "completed");
+    assert_eq!(output["amount"], "25.50");
+    assert_eq!(output["currency"], "USD");
+    assert_eq!(output["source_balance_after"], "2474.50");
+    assert!(output["transfer_id"].as_str().unwrap().starts_with("trf_"));
+    let reference = output["reference"].as_str().unwrap().to_owned();
+    let seen_on_device = holder.await.unwrap();
+    assert_eq!(seen_on_device, format!("Transfer 25.50 USD CHK-4821 to CHK-3307 #{reference}"));
+    assert!(text(&result).contains("Transferred 25.50 USD from CHK-4821 to CHK-3307"));
+    let after = stack.dev.balances().await;
+    assert_eq!((before["acc_alice_chk"].as_str(), after["acc_alice_chk"].as_str()), ("2500.00", "2474.50"));
+    assert_eq!((before["acc_bob_chk"].as_str(), after["acc_bob_chk"].as_str()), ("1200.00", "1225.50"));
+    let first = &recorder.messages()[0];
+    assert_eq!(first, &format!("Approve the transfer on your device — ref {reference}"));
+}
+
+#[tokio::test]
+async fn a_transfer_declined_on_the_device_is_a_tool_error_and_moves_nothing() {
+    let stack = McpStack::start().await;
+    let (client, _) = stack.http_client().await;
+    let before = stack.dev.balances().await;
+    let holder = stack.decide_next("deny", Duration::from_millis(200));
+
+    let result = call(&client, "transfer_funds", transfer_args("40")).await;
+
+    holder.await.unwrap();
+    assert!(is_error(&result));
+    assert!(text(&result).contains("declined the transfer on their device"), "{}", text(&result));
+    assert!(text(&result).contains("No money moved"));
+    assert_eq!(stack.dev.balances().await, before);
+}
+
+#[tokio::test]
+async fn a_transfer_nobody_approves_expires_and_moves_nothing() {
+    let stack = McpStack::start_with(|config, _| config.mcp.requested_expiry_seconds = 2).await;
+    let (client, _) = stack.http_client().await;
+    let before = stack.dev.balances().await;
+
+    let result = call(&client, "transfer_funds", transfer_args("40")).await;
+
+    assert!(is_error(&result));
+    assert!(text(&result).contains("expired before the account holder approved it"), "{}", text(&result));
+    assert!(text(&result).contains("No money moved"));
+    assert_eq!(stack.dev.balances().await, before);
+}
+
+#[tokio::test]
+async fn a_call_cancelled_mid_wait_moves_nothing_even_when_approved_later() {
+    let stack = McpStack::start().await;
+    let (client, _) = stack.http_client().await;
+    let before = stack.dev.balances().await;
+    let request = ClientRequest::CallToolRequest(Request::new(
+        CallToolRequestParams::new("transfer_funds").with_arguments(transfer_args("60").as_object().unwrap().clone()),
+    ));
+    let handle = client
+        .send_cancellable_request(request, PeerRequestOptions::with_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap();
+    // Wait until the holder has the request on their device, then cancel the call.
+    let device = stack.dev.device();
+    while device.pending(None).await.unwrap().is_empty() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cancelled_at = std::time::Instant::now();
+    handle.cancel(Some("the user changed their mind".into())).await.unwrap();
+
+    // The holder approves afterwards anyway; the server must not redeem it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let pending = device.pending(None).await.unwrap();
+    assert_eq!(pending.len(), 1);
+    device.decide(None, Some(&pending[0].auth_req_id), "approve").await.unwrap();
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+
+    assert_eq!(stack.dev.balances().await, before, "no money moved for a cancelled call");
+    assert!(cancelled_at.elapsed() >= Duration::from_secs(3));
+    // The server is still serving.
+    assert!(!is_error(&call(&client, "list_accounts", json!({})).await));
+}
