@@ -17,7 +17,17 @@ fn help_explains_each_subcommand() {
     let output = bankguard().arg("--help").output().unwrap();
     assert!(output.status.success());
     let help = String::from_utf8(output.stdout).unwrap();
-    assert!(help.contains("dev") && help.contains("reference bank API"), "{help}");
+    for (command, words) in [
+        ("serve", "MCP server"),
+        ("demo", "in one process"),
+        ("dev", "reference bank API"),
+        ("pending", "waiting for approval"),
+        ("approve", "Approve a pending request"),
+        ("deny", "Deny a pending request"),
+    ] {
+        let line = help.lines().find(|l| l.trim_start().starts_with(command)).unwrap_or_default();
+        assert!(line.contains(words), "`{command}` is explained: {help}");
+    }
     assert!(help.contains("--config"));
 }
 
@@ -67,13 +77,19 @@ struct RunningDev {
 
 impl RunningDev {
     async fn start() -> Self {
+        Self::start_command("dev", "demo users").await
+    }
+
+    /// Runs `subcommand` on free ports and reads what it prints until the line containing `last`.
+    async fn start_command(subcommand: &str, last: &'static str) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut child = bankguard()
             .current_dir(dir.path())
             .env("BANKGUARD_AUTHZ__LISTEN", "127.0.0.1:0")
             .env("BANKGUARD_BANK_API__LISTEN", "127.0.0.1:0")
+            .env("BANKGUARD_MCP__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "debug")
-            .arg("dev")
+            .arg(subcommand)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -82,10 +98,13 @@ impl RunningDev {
         let lines = tokio::task::spawn_blocking(move || {
             let mut lines = std::collections::HashMap::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if let Some((label, value)) = line.trim().rsplit_once("  ") {
+                if let Some((label, value)) = line.trim().split_once("  ") {
                     lines.insert(label.trim().to_owned(), value.trim().to_owned());
                 }
-                if line.contains("demo users") {
+                if line.trim_start().starts_with('{') {
+                    lines.insert("json".to_owned(), line.trim().to_owned());
+                }
+                if line.contains(last) {
                     break;
                 }
             }
@@ -188,6 +207,51 @@ async fn pending_approve_and_deny_work_from_the_terminal_and_no_secret_reaches_t
     for secret in [secret, device_token.trim(), access_token.as_str(), auth_req_ids[0].as_str()] {
         assert!(!logs.contains(secret), "a secret reached the logs");
     }
+}
+
+#[tokio::test]
+async fn demo_runs_everything_and_the_example_agent_moves_money_once_approved() {
+    let demo = RunningDev::start_command("demo", "mcpServers").await;
+    let mcp_url = demo.url("MCP endpoint").to_owned();
+    assert!(mcp_url.starts_with("http://127.0.0.1:") && mcp_url.ends_with("/mcp"), "{mcp_url}");
+    assert!(demo.url("approval device").contains("/device"));
+    assert!(demo.url("MCP Inspector").contains(&format!("@modelcontextprotocol/inspector --cli {mcp_url}")));
+    let snippet: serde_json::Value = serde_json::from_str(&demo.lines["json"]).unwrap();
+    assert_eq!(snippet["mcpServers"]["bankguard"]["args"], serde_json::json!(["serve"]));
+
+    // The example agent, with the holder approving from the terminal once the request arrives.
+    let agent = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/agent");
+    let run_agent = tokio::task::spawn_blocking({
+        let mcp_url = mcp_url.clone();
+        move || Command::new(agent).arg(mcp_url).output().unwrap()
+    });
+    let mut approved = String::new();
+    for _ in 0..100 {
+        let output = demo.run(&["approve", "--latest"]);
+        if output.status.success() {
+            approved = String::from_utf8(output.stdout).unwrap();
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let agent = run_agent.await.unwrap();
+    let printed = String::from_utf8(agent.stdout).unwrap();
+
+    assert!(approved.contains("25.00 USD from Everyday Checking"), "{approved}");
+    assert!(agent.status.success(), "{printed}");
+    assert!(printed.contains("Everyday Checking (CHK-4821, acc_alice_chk): 2500.00 USD"), "{printed}");
+    assert!(printed.contains("… Approve the transfer on your device — ref "), "progress is printed: {printed}");
+    assert!(printed.contains("done: Transferred 25.00 USD from CHK-4821 to CHK-3307"), "{printed}");
+    demo.stop();
+}
+
+#[test]
+fn the_mcp_json_example_starts_bankguard_serve_over_stdio() {
+    let example: serde_json::Value =
+        serde_json::from_str(include_str!("../mcp.json.example")).expect("mcp.json.example is JSON");
+    let server = &example["mcpServers"]["bankguard"];
+    assert_eq!(server["command"], "bankguard");
+    assert_eq!(server["args"], serde_json::json!(["serve", "--transport", "stdio"]));
 }
 
 #[test]

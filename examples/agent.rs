@@ -1,0 +1,67 @@
+//! A scripted MCP client that plays the AI agent: it lists the holder's accounts, asks for a
+//! transfer, prints every progress message as it arrives, then the outcome.
+//!
+//! Start `bankguard demo`, open the approval page it prints, then:
+//!
+//! ```sh
+//! cargo run --example agent -- http://127.0.0.1:4102/mcp [FROM TO AMOUNT [MEMO]]
+//! ```
+//!
+//! Approve (or deny) on the page, or with `bankguard approve --latest`, and watch the agent finish.
+
+use std::error::Error;
+
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
+use rmcp::service::NotificationContext;
+use rmcp::transport::StreamableHttpClientTransport;
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::{ClientHandler, RoleClient, ServiceExt};
+
+/// Prints progress notifications the moment they arrive.
+struct Agent;
+
+impl ClientHandler for Agent {
+    async fn on_progress(&self, progress: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
+        println!("  … {}", progress.message.unwrap_or_default());
+    }
+
+    fn get_info(&self) -> ClientConfig {
+        ClientConfig::new(ClientCapabilities::default(), Implementation::new("bankguard-example-agent", "1.0.0"))
+    }
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let mut args = std::env::args().skip(1);
+    let url = args.next().unwrap_or_else(|| "http://127.0.0.1:4102/mcp".to_owned());
+    let from = args.next().unwrap_or_else(|| "acc_alice_chk".to_owned());
+    let to = args.next().unwrap_or_else(|| "acc_bob_chk".to_owned());
+    let amount = args.next().unwrap_or_else(|| "25.00".to_owned());
+    let memo = args.next().unwrap_or_else(|| "Dinner, sent by the example agent".to_owned());
+
+    let http = bankguard::http_client::builder().build()?;
+    let transport =
+        StreamableHttpClientTransport::with_client(http, StreamableHttpClientTransportConfig::with_uri(url.clone()));
+    let client = Agent.serve(transport).await?;
+    let server = client.peer_info().and_then(|info| info.server_info.clone());
+    println!("connected to {url} ({})", server.map(|s| format!("{} {}", s.name, s.version)).unwrap_or_default());
+
+    println!("\n> list_accounts");
+    let accounts = client.call_tool(CallToolRequestParams::new("list_accounts")).await?;
+    println!("{}", text(&accounts));
+
+    println!("\n> transfer_funds {amount} from {from} to {to}  (approve it on the device page)");
+    let arguments = serde_json::json!({"from_account_id": from, "to_account_id": to, "amount": amount, "memo": memo});
+    let request =
+        CallToolRequestParams::new("transfer_funds").with_arguments(arguments.as_object().cloned().unwrap_or_default());
+    let outcome = client.call_tool(request).await?;
+    let verdict = if outcome.is_error == Some(true) { "refused" } else { "done" };
+    println!("{verdict}: {}", text(&outcome));
+
+    client.cancel().await?;
+    Ok(())
+}
+
+fn text(result: &rmcp::model::CallToolResult) -> String {
+    result.content.iter().filter_map(|c| c.as_text().map(|t| t.text.clone())).collect::<Vec<_>>().join("\n")
+}
