@@ -66,6 +66,10 @@ pub struct McpConfig {
     /// The bank API's identifier at the provider (`audience`). Unset: `bank_api.audience`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub audience: Option<String>,
+    /// The scope asked for with every transfer approval (`openid` is always added).
+    pub transfer_scope: String,
+    /// The scope of the server's own client-credentials token for listing accounts.
+    pub read_scope: String,
     /// The account holder this server acts for (their subject at the provider and the bank).
     pub user: String,
     /// How the holder is named in `login_hint`: `plain` (the subject) or `iss_sub` (Auth0's JSON form).
@@ -120,6 +124,8 @@ impl Default for McpConfig {
             client_secret_file: None,
             client_auth_method: ClientAuthMethod::ClientSecretBasic,
             audience: None,
+            transfer_scope: crate::scopes::CREATE_TRANSFER.to_owned(),
+            read_scope: crate::scopes::READ_ACCOUNTS.to_owned(),
             user: "alice".to_owned(),
             login_hint_format: LoginHintFormat::Plain,
             bank_api_url: None,
@@ -401,6 +407,11 @@ impl McpConfig {
         }
         if self.user.is_empty() {
             return invalid("user", "must name the account holder");
+        }
+        for (key, scope) in [("transfer_scope", &self.transfer_scope), ("read_scope", &self.read_scope)] {
+            if scope.is_empty() || scope.contains(char::is_whitespace) {
+                return invalid(key, "must be one scope, without spaces");
+            }
         }
         if !(1..=300).contains(&self.requested_expiry_seconds) {
             return invalid("requested_expiry_seconds", "must be between 1 and 300");

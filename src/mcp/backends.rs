@@ -14,7 +14,6 @@ use crate::ciba::types::{LoginHint, Secret};
 use crate::ciba::{CibaClient, ProviderSettings};
 use crate::config::{Config, DeliveryMode, LoginHintFormat};
 use crate::money::MinorUnits;
-use crate::scopes::READ_ACCOUNTS;
 
 pub struct Backends {
     pub ciba: CibaClient,
@@ -24,6 +23,8 @@ pub struct Backends {
     pub user: String,
     pub login_hint: LoginHint,
     pub audience: Option<String>,
+    /// The scope of every approval request, `openid` included.
+    pub approval_scope: String,
     pub requested_expiry: u64,
     pub max_transfer: MinorUnits,
     pub progress_interval: Duration,
@@ -74,7 +75,8 @@ impl Backends {
         Ok(Self {
             ciba: CibaClient::new(settings, http.clone()),
             bank: BankClient::new(&config.mcp_bank_api_url(), http),
-            read_token: ClientCredentialsCache::new(audience.clone(), READ_ACCOUNTS),
+            read_token: ClientCredentialsCache::new(audience.clone(), &mcp.read_scope),
+            approval_scope: format!("openid {}", mcp.transfer_scope),
             user: mcp.user.clone(),
             login_hint,
             audience,

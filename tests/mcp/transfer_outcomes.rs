@@ -101,3 +101,47 @@ async fn a_call_cancelled_mid_wait_moves_nothing_even_when_approved_later() {
     // The server is still serving.
     assert!(!is_error(&call(&client, "list_accounts", json!({})).await));
 }
+
+#[tokio::test]
+async fn an_auth0_style_iss_sub_login_hint_reaches_the_holder() {
+    let stack = McpStack::start_with(|config, _| {
+        config.mcp.login_hint_format = bankguard::config::LoginHintFormat::IssSub;
+    })
+    .await;
+    let (client, _) = stack.http_client().await;
+    let holder = stack.decide_next("approve", Duration::from_millis(100));
+
+    let result = call(&client, "transfer_funds", transfer_args("1")).await;
+
+    holder.await.unwrap();
+    assert!(!is_error(&result), "{}", text(&result));
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_or_bank_is_named_in_the_error() {
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    }; // nothing listens there any more
+    let mut stack = McpStack::start().await;
+
+    stack.reconfigure_server(|config| config.mcp.bank_api_url = Some(format!("http://{closed}/api"))).await;
+    let (client, _) = stack.http_client().await;
+    let result = call(&client, "list_accounts", json!({})).await;
+    assert!(is_error(&result));
+    assert!(text(&result).contains(&format!("the bank API at http://{closed}/api")), "{}", text(&result));
+    assert!(text(&result).contains("could not be reached"));
+
+    let bank = stack.dev.bank_api().to_owned();
+    stack
+        .reconfigure_server(|config| {
+            config.mcp.bank_api_url = Some(bank);
+            config.mcp.issuer = Some(format!("http://{closed}"));
+        })
+        .await;
+    let (client, _) = stack.http_client().await;
+    let result = call(&client, "transfer_funds", transfer_args("1")).await;
+    assert!(is_error(&result));
+    assert!(text(&result).contains(&format!("the authorization server at http://{closed}")), "{}", text(&result));
+    assert!(text(&result).contains("could not be reached"));
+}

@@ -92,13 +92,13 @@ async fn after_slow_down_the_server_never_polls_faster_than_allowed() {
     let polls = Arc::new(Mutex::new(Vec::new()));
     let mut stack = McpStack::start_with(|config, _| config.authz.poll_interval_seconds = 2).await;
     let proxy = impatient_proxy(stack.dev.issuer().to_owned(), polls.clone()).await;
-    // Restart the MCP server with its endpoints behind the proxy (the issuer stays the provider's).
-    let mut config = stack.config.clone();
-    config.mcp.backchannel_authentication_endpoint = Some(format!("{proxy}/bc-authorize"));
-    config.mcp.token_endpoint = Some(format!("{proxy}/oauth/token"));
-    let backends = Arc::new(bankguard::mcp::Backends::from_config(&config, true).unwrap());
-    let listener = bankguard::mcp::transport::RunningHttp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-    stack.server = bankguard::mcp::transport::RunningHttp::start(listener, backends, &config.mcp).unwrap();
+    // The MCP server's endpoints go through the proxy (the issuer stays the provider's).
+    stack
+        .reconfigure_server(|config| {
+            config.mcp.backchannel_authentication_endpoint = Some(format!("{proxy}/bc-authorize"));
+            config.mcp.token_endpoint = Some(format!("{proxy}/oauth/token"));
+        })
+        .await;
     let (client, _) = stack.http_client().await;
     let holder = stack.decide_next("approve", Duration::from_secs(13));
 

@@ -75,6 +75,16 @@ impl McpStack {
         Self { dev, server, config }
     }
 
+    /// Replaces the MCP server with one whose configuration `change` adjusted (the dev stack stays).
+    pub async fn reconfigure_server(&mut self, change: impl FnOnce(&mut Config)) {
+        change(&mut self.config);
+        let backends = Arc::new(Backends::from_config(&self.config, true).unwrap());
+        let listener = RunningHttp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+        let old =
+            std::mem::replace(&mut self.server, RunningHttp::start(listener, backends, &self.config.mcp).unwrap());
+        old.shutdown().await.unwrap();
+    }
+
     pub fn url(&self) -> String {
         self.server.url()
     }

@@ -29,7 +29,6 @@ use crate::ciba::request::ApprovalRequest;
 use crate::ciba::types::Secret;
 use crate::ciba::wait::ApprovalOutcome;
 use crate::money::{Currency, MinorUnits, MoneyError};
-use crate::scopes::CREATE_TRANSFER;
 
 /// Longest memo, in characters.
 pub const MAX_MEMO_CHARS: usize = 140;
@@ -156,7 +155,7 @@ impl BankguardServer {
         let notification_token = backends.pings.as_ref().map(|_| Secret::new(crate::secrets::random_token(32)));
         let ping = backends.pings.as_ref().zip(notification_token.as_ref()).map(|(pings, token)| pings.register(token));
         let request = ApprovalRequest {
-            scope: format!("openid {CREATE_TRANSFER}"),
+            scope: backends.approval_scope.clone(),
             login_hint: backends.login_hint.clone(),
             binding_message: intent.binding_message(),
             audience: backends.audience.clone(),
