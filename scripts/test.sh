@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Rust toolchain. Later peers (node, Python SDKs) are installed here too.
+# Rust toolchain.
 command -v cargo >/dev/null || { echo "error: cargo is required (https://rustup.rs)" >&2; exit 1; }
 
 # Headless Chromium and ChromeDriver for the browser tests (tests/support/browser.rs), from Debian's
@@ -22,5 +22,8 @@ if [[ ! -x /usr/bin/chromium || ! -x /usr/bin/chromedriver ]]; then
     "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
         apt-get install -y --no-install-recommends chromium chromium-driver </dev/null
 fi
+
+# Node 22, the npm packages and the Python SDK that the interop tests drive.
+./scripts/install-peers.sh
 
 cargo test --locked "$@"

@@ -12,6 +12,7 @@
 //! - [`telemetry`]: logs to stderr through `tracing`.
 //! - [`http_client`]: the one builder of outbound HTTP clients.
 //! - [`secrets`]: random secrets, private files, constant-time comparison.
+//! - [`sqlite`]: how SQLite databases are opened (WAL, migrations, one writer).
 //!
 //! Client side, the product: what an AI client talks to and what it talks to.
 //! - [`mcp`]: the MCP server (rmcp): `list_accounts` and `transfer_funds`, progress, cancellation,
@@ -36,4 +37,5 @@ pub mod mcp;
 pub mod money;
 pub mod scopes;
 pub mod secrets;
+pub mod sqlite;
 pub mod telemetry;

@@ -11,7 +11,6 @@ pub mod authz;
 pub mod bank_api;
 pub mod device_client;
 pub mod seed;
-pub mod sqlite;
 
 use std::net::SocketAddr;
 use std::path::Path;

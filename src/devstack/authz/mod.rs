@@ -67,7 +67,7 @@ pub enum AuthzError {
     #[error(transparent)]
     Clients(#[from] ClientFileError),
     #[error(transparent)]
-    Database(#[from] crate::devstack::sqlite::DatabaseError),
+    Database(#[from] crate::sqlite::DatabaseError),
     #[error("cannot write {path}: {source}")]
     DeviceToken { path: String, source: std::io::Error },
     #[error("cannot build the HTTP client: {0}")]

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::devstack::sqlite::{BEGIN_WRITE, Database, DatabaseError};
+use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/authz");
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 use sqlx::sqlite::SqlitePool;
 
 use crate::devstack::seed::SeedUser;
-use crate::devstack::sqlite::{BEGIN_WRITE, Database, DatabaseError};
+use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 use crate::money::{Currency, MinorUnits};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/bank_api");
