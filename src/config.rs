@@ -85,6 +85,9 @@ pub struct McpConfig {
     pub max_transfer_amount: String,
     /// Progress notifications are sent at least this often while waiting, 1 to 10 seconds.
     pub progress_interval_seconds: u64,
+    /// The longest a tool call waits for the holder before it returns a pending result (the wait
+    /// goes on in the background), 1 to 300 seconds. Most clients give up on a call after 60 s.
+    pub max_wait_seconds: u64,
 }
 
 impl std::fmt::Debug for McpConfig {
@@ -133,6 +136,7 @@ impl Default for McpConfig {
             delivery_mode: DeliveryMode::Poll,
             max_transfer_amount: DEFAULT_MAX_TRANSFER.to_owned(),
             progress_interval_seconds: 5,
+            max_wait_seconds: 45,
         }
     }
 }
@@ -418,6 +422,9 @@ impl McpConfig {
         }
         if !(1..=10).contains(&self.progress_interval_seconds) {
             return invalid("progress_interval_seconds", "must be between 1 and 10");
+        }
+        if !(1..=300).contains(&self.max_wait_seconds) {
+            return invalid("max_wait_seconds", "must be between 1 and 300");
         }
         match MinorUnits::parse_decimal(&self.max_transfer_amount) {
             Ok(max) if max.is_positive() => {}

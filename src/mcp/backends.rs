@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+use super::approval::RunningApprovals;
+use super::intents::Intents;
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::{LoginHint, Secret};
@@ -28,6 +30,11 @@ pub struct Backends {
     pub requested_expiry: u64,
     pub max_transfer: MinorUnits,
     pub progress_interval: Duration,
+    /// The longest one tool call waits before answering "pending".
+    pub max_wait: Duration,
+    /// Every transfer this server asked approval for, and the waits it is running.
+    pub intents: Intents,
+    pub running: RunningApprovals,
     /// Present in ping mode: wakes the wait of the request whose notification token a ping carries.
     pub pings: Option<PingWaiters>,
 }
@@ -83,6 +90,9 @@ impl Backends {
             requested_expiry: mcp.requested_expiry_seconds,
             max_transfer: mcp.max_transfer(),
             progress_interval: Duration::from_secs(mcp.progress_interval_seconds),
+            max_wait: Duration::from_secs(mcp.max_wait_seconds),
+            intents: Intents::new(config.data_dir.clone()),
+            running: RunningApprovals::default(),
             pings: (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default),
         })
     }

@@ -3,6 +3,8 @@
 //!
 //! - [`tools`]: one file per tool (description, annotations, schema, validation, call, result).
 //! - [`intent`]: a validated transfer and everything derived from it for the approval.
+//! - [`intents`]: the record of every transfer intent (SQLite), which outlives tool calls.
+//! - [`approval`]: asking the provider, the background wait, executing the approved transfer.
 //! - [`progress`]: progress notifications while the holder decides.
 //! - [`backends`]: the CIBA client, the bank client and the settings, built from configuration.
 //! - [`transport`]: stdio, and Streamable HTTP on loopback with `Host`/`Origin` checks and the
@@ -11,8 +13,10 @@
 //! Client side only: it reaches the provider and the bank over HTTP and never imports `devstack`.
 //! The model only ever sees tool results; the issued access token stays inside [`tools::transfer_funds`].
 
+pub mod approval;
 pub mod backends;
 pub mod intent;
+pub mod intents;
 pub mod progress;
 pub mod tools;
 pub mod transport;
@@ -30,7 +34,8 @@ pub const SERVER_NAME: &str = "bankguard";
 
 const INSTRUCTIONS: &str = "Work with the user's bank accounts. list_accounts shows accounts and balances. \
     transfer_funds moves money only after the account holder approves that exact transfer on their own phone; \
-    never ask for confirmation in the chat, just call it and tell the user to check their device.";
+    never ask for confirmation in the chat, just call it and tell the user to check their device. If it answers \
+    that the approval is still pending, call get_transfer_status with the intent_id to learn the outcome.";
 
 #[derive(Clone)]
 pub struct BankguardServer {
@@ -40,7 +45,9 @@ pub struct BankguardServer {
 
 impl BankguardServer {
     pub fn new(backends: Arc<Backends>) -> Self {
-        Self { backends, tool_router: Self::list_accounts_router() + Self::transfer_funds_router() }
+        let tool_router =
+            Self::list_accounts_router() + Self::transfer_funds_router() + Self::get_transfer_status_router();
+        Self { backends, tool_router }
     }
 }
 

@@ -1,25 +1,33 @@
 //! MCP progress notifications while the account holder decides: one as soon as the provider accepts
-//! the request, then one per tick, `progress` strictly increasing (seconds waited), `total` the
-//! approval's lifetime, and a message with the reference code and the time left.
+//! the request, then one per tick, `progress` strictly increasing (seconds of the approval's lifetime
+//! used), `total` that lifetime, and a message with the reference code and the time left.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::{Peer, RoleServer};
+
+use super::intents::now_ms;
 
 pub struct ProgressReporter {
     peer: Peer<RoleServer>,
     /// `None` when the request carried no `progressToken`: then nothing is sent.
     token: Option<ProgressToken>,
-    started: Instant,
     lifetime: Duration,
+    expires_at_ms: i64,
     reference: String,
     last: f64,
 }
 
 impl ProgressReporter {
-    pub fn new(peer: Peer<RoleServer>, token: Option<ProgressToken>, lifetime: Duration, reference: &str) -> Self {
-        Self { peer, token, started: Instant::now(), lifetime, reference: reference.to_owned(), last: -1.0 }
+    pub fn new(
+        peer: Peer<RoleServer>,
+        token: Option<ProgressToken>,
+        lifetime: Duration,
+        expires_at_ms: i64,
+        reference: &str,
+    ) -> Self {
+        Self { peer, token, lifetime, expires_at_ms, reference: reference.to_owned(), last: -1.0 }
     }
 
     /// "Approve the transfer on your device — ref K7Q2".
@@ -30,7 +38,7 @@ impl ProgressReporter {
 
     /// "Waiting for approval on your device — ref K7Q2, 4:40 left".
     pub async fn still_waiting(&mut self) {
-        let left = self.lifetime.saturating_sub(self.started.elapsed()).as_secs();
+        let left = self.left().as_secs();
         let message = format!(
             "Waiting for approval on your device — ref {}, {}:{:02} left",
             self.reference,
@@ -40,10 +48,15 @@ impl ProgressReporter {
         self.send(message).await;
     }
 
+    fn left(&self) -> Duration {
+        Duration::from_millis((self.expires_at_ms - now_ms()).max(0) as u64)
+    }
+
     async fn send(&mut self, message: String) {
         let Some(token) = &self.token else { return };
+        let used = self.lifetime.saturating_sub(self.left()).as_secs_f64();
         // Strictly increasing even if two ticks land in the same instant.
-        let progress = self.started.elapsed().as_secs_f64().max(self.last + 0.001);
+        let progress = used.max(self.last + 0.001);
         self.last = progress;
         let param = ProgressNotificationParam::new(token.clone(), progress)
             .with_total(self.lifetime.as_secs_f64())

@@ -33,7 +33,7 @@ async fn a_2026_07_28_client_lists_accounts_too() {
     let tools = client.list_all_tools().await.unwrap();
     let result = call(&client, "list_accounts", json!({})).await;
 
-    assert_eq!(tools.len(), 2);
+    assert_eq!(tools.len(), 3);
     assert!(!is_error(&result), "{}", text(&result));
     assert_eq!(result.structured_content.unwrap()["accounts"].as_array().unwrap().len(), 3);
 }

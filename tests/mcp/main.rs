@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod approvals_outlast_the_call;
 mod http_endpoint_guards;
 mod invalid_transfers_are_refused_before_approval;
 mod listing_accounts;

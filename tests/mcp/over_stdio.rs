@@ -25,7 +25,7 @@ async fn a_stdio_client_lists_accounts_and_moves_money_with_approval_and_no_toke
     holder.await.unwrap();
 
     assert_eq!(info.server_info.as_ref().unwrap().name, "bankguard");
-    assert_eq!(tools.len(), 2);
+    assert_eq!(tools.len(), 3);
     assert!(!is_error(&accounts), "{}", text(&accounts));
     assert!(!is_error(&transfer), "{}", text(&transfer));
     let balances = stack.dev.balances().await;

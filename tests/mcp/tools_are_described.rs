@@ -39,8 +39,17 @@ async fn annotations_and_schemas_say_what_each_tool_does() {
     }
     assert_eq!(input["properties"]["amount"]["type"], "string");
     assert!(input["properties"]["amount"]["description"].as_str().unwrap().contains("two decimal places"));
-    assert!(transfer["outputSchema"]["properties"]["transfer_id"].is_object());
+    for field in ["status", "intent_id", "reference", "expires_at", "transfer"] {
+        assert!(transfer["outputSchema"]["properties"][field].is_object(), "transfer_funds output has {field}");
+    }
     assert_eq!(Value::Bool(false), input["additionalProperties"]);
+    assert!(input["properties"]["idempotency_key"]["description"].as_str().unwrap().contains("retry"));
+
+    let status = tool("get_transfer_status");
+    assert_eq!(status["annotations"]["readOnlyHint"], true);
+    assert_eq!(status["inputSchema"]["required"], json!(["intent_id"]));
+    assert_eq!(status["inputSchema"]["properties"]["wait_seconds"]["maximum"], 45);
+    assert_eq!(status["outputSchema"], transfer["outputSchema"], "one shape for an intent's status");
 }
 
 #[tokio::test]

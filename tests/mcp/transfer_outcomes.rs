@@ -26,8 +26,10 @@ async fn a_transfer_approved_on_the_device_moves_exactly_the_amount() {
     assert_eq!(output["status"], "completed");
     assert_eq!(output["amount"], "25.50");
     assert_eq!(output["currency"], "USD");
-    assert_eq!(output["source_balance_after"], "2474.50");
-    assert!(output["transfer_id"].as_str().unwrap().starts_with("trf_"));
+    assert_eq!(output["memo"], "Dinner");
+    assert_eq!(output["transfer"]["source_balance_after"], "2474.50");
+    assert!(output["transfer"]["transfer_id"].as_str().unwrap().starts_with("trf_"));
+    assert!(output["intent_id"].as_str().unwrap().starts_with("int_"));
     let reference = output["reference"].as_str().unwrap().to_owned();
     let seen_on_device = holder.await.unwrap();
     assert_eq!(seen_on_device, format!("Transfer 25.50 USD CHK-4821 to CHK-3307 #{reference}"));

@@ -10,8 +10,8 @@ use serde::Serialize;
 use sqlx::sqlite::SqlitePool;
 
 use crate::devstack::seed::SeedUser;
-use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 use crate::money::{Currency, MinorUnits};
+use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/bank_api");
 

@@ -1,7 +1,9 @@
 //! One file per tool, each with the same shape: its description and annotations, its arguments
 //! (with a schema description on every field), its validation, the call, and its result type.
 
+pub mod get_transfer_status;
 pub mod list_accounts;
+pub mod outcome;
 pub mod transfer_funds;
 
 use rmcp::model::{CallToolResult, ContentBlock};
@@ -9,6 +11,7 @@ use serde::Serialize;
 
 use crate::bank::BankError;
 use crate::ciba::CibaError;
+use crate::mcp::intents::IntentError;
 
 /// Why a tool could not do its job, in words for the model and the person reading along.
 /// The messages name the failing party and the reason; they never contain a token or secret.
@@ -20,6 +23,8 @@ pub enum ToolFailure {
     Provider(#[from] CibaError),
     #[error("{0}")]
     Bank(#[from] BankError),
+    #[error("{0}")]
+    Intents(#[from] IntentError),
 }
 
 /// A successful result: structured content matching the tool's `outputSchema`, and a short text.

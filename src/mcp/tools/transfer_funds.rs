@@ -4,12 +4,14 @@
 //! 1. Validate every argument, first without the network, then against the bank: a bad request is a
 //!    tool error and the provider is never asked to approve it.
 //! 2. Build the approval from the validated values only ([`TransferIntent`]).
-//! 3. Ask the provider, then wait (poll, `slow_down`, expiry, ping), with progress notifications.
-//! 4. Cancellation ends the wait; a cancelled call never redeems a token or moves money.
-//! 5. On approval, send the transfer to the bank with the issued token and the intent id as
-//!    `Idempotency-Key`. The token goes nowhere else.
-
-use std::time::Duration;
+//! 3. Record the intent and ask the provider; the wait and, on approval, the transfer run in the
+//!    background ([`approval`]), so they finish even when the client stops waiting.
+//! 4. Follow the intent with progress notifications for at most `max_wait_seconds`, then answer with
+//!    the outcome, or with a pending result that points to `get_transfer_status`.
+//! 5. Cancellation of the call ends the wait; the approval is then never redeemed.
+//!
+//! With an `idempotency_key`, a repeated call with the same arguments follows the first call's intent
+//! (no second approval request, no second transfer); different arguments are a tool error.
 
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
@@ -17,26 +19,28 @@ use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::service::RequestContext;
 use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
-use serde::{Deserialize, Serialize};
-use tokio_util::sync::CancellationToken;
+use serde::Deserialize;
 
 use super::super::BankguardServer;
+use super::super::approval::{self, Followed};
 use super::super::intent::{AccountLabel, TransferIntent};
+use super::super::intents::{Claim, IntentRecord, now_ms};
 use super::super::progress::ProgressReporter;
-use super::{ToolFailure, structured};
-use crate::bank::{Account, TransferOrder, TransferReceipt};
-use crate::ciba::request::ApprovalRequest;
-use crate::ciba::types::Secret;
-use crate::ciba::wait::ApprovalOutcome;
+use super::ToolFailure;
+use super::outcome::{TransferStatusOutput, transfer_result};
+use crate::bank::Account;
 use crate::money::{Currency, MinorUnits, MoneyError};
 
 /// Longest memo, in characters.
 pub const MAX_MEMO_CHARS: usize = 140;
+/// Longest idempotency key, in characters.
+pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
 
 const DESCRIPTION: &str = "Transfer money between bank accounts. The account holder approves every transfer \
     on their own phone before it happens, so do not ask for confirmation in the chat: call this tool and tell the \
     user to check their device. The call waits for the decision and returns the executed transfer, or says that it \
-    was declined or expired and that no money moved.";
+    was declined or expired and that no money moved. If the holder has not decided yet it returns status pending \
+    with an intent_id: call get_transfer_status with it.";
 
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -55,29 +59,9 @@ pub struct TransferArgs {
     /// A note for the recipient, at most 140 printable characters. Optional.
     #[serde(default)]
     pub memo: Option<String>,
-}
-
-#[derive(Debug, Serialize, JsonSchema)]
-pub struct TransferOutput {
-    /// The bank's id of the executed transfer.
-    pub transfer_id: String,
-    /// "completed" once the money has moved.
-    pub status: String,
-    /// The amount moved, as an exact decimal string.
-    pub amount: String,
-    /// ISO 4217 currency code.
-    pub currency: String,
-    /// The account the money left.
-    pub from_account_id: String,
-    /// The account the money reached.
-    pub to_account_id: String,
-    /// The memo sent with the transfer, if any.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub memo: Option<String>,
-    /// The source account's balance after the transfer, as an exact decimal string.
-    pub source_balance_after: String,
-    /// The reference code the account holder saw on their device.
-    pub reference: String,
+    /// Optional. Any unique string (at most 255 visible ASCII characters) that makes a retry safe: repeating the call with the same key and arguments returns the same transfer intent and never asks or pays twice.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// The arguments after the checks that need no network.
@@ -93,7 +77,7 @@ impl BankguardServer {
         name = "transfer_funds",
         title = "Transfer funds (approved on the holder's device)",
         description = DESCRIPTION,
-        output_schema = schema_for_output::<TransferOutput>(),
+        output_schema = schema_for_output::<TransferStatusOutput>(),
         annotations(read_only_hint = false, destructive_hint = true, idempotent_hint = false, open_world_hint = true)
     )]
     pub async fn transfer_funds(
@@ -101,118 +85,84 @@ impl BankguardServer {
         Parameters(args): Parameters<TransferArgs>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        let cancel = context.ct.clone();
-        let progress_token = context.meta.get_progress_token();
-        let mut progress = |lifetime, reference: &str| {
-            ProgressReporter::new(context.peer.clone(), progress_token.clone(), lifetime, reference)
-        };
-        match self.transfer(args, &cancel, &mut progress).await {
-            Ok(Some((receipt, intent))) => {
-                let text = format!(
-                    "Transferred {} {} from {} to {} (transfer {}, ref {}). New balance of {}: {} {}.",
-                    receipt.amount,
-                    receipt.currency,
-                    intent.from.masked_number,
-                    intent.to.masked_number,
-                    receipt.id,
-                    intent.reference,
-                    intent.from.masked_number,
-                    receipt.from_account_balance_after,
-                    receipt.currency
-                );
-                let output = TransferOutput {
-                    transfer_id: receipt.id,
-                    status: receipt.status,
-                    amount: receipt.amount,
-                    currency: receipt.currency,
-                    from_account_id: receipt.from_account_id,
-                    to_account_id: receipt.to_account_id,
-                    memo: receipt.memo,
-                    source_balance_after: receipt.from_account_balance_after,
-                    reference: intent.reference,
-                };
-                Ok(structured(&output, text))
-            }
+        Ok(match self.transfer(args, &context).await {
+            Ok(Some(record)) => transfer_result(&record),
             // Cancelled: rmcp sends no response for a cancelled request; this result goes nowhere.
-            Ok(None) => Ok(CallToolResult::error(vec![ContentBlock::text("cancelled; no money moved")])),
-            Err(failure) => Ok(CallToolResult::error(vec![ContentBlock::text(failure.to_string())])),
-        }
+            Ok(None) => CallToolResult::error(vec![ContentBlock::text("cancelled; no money moved")]),
+            Err(failure) => CallToolResult::error(vec![ContentBlock::text(failure.to_string())]),
+        })
     }
 }
 
 impl BankguardServer {
-    /// The whole transfer; `Ok(None)` when cancelled.
+    /// The transfer's intent as it stands when this call stops waiting; `None` when cancelled.
     async fn transfer(
         &self,
         args: TransferArgs,
-        cancel: &CancellationToken,
-        progress: &mut impl FnMut(Duration, &str) -> ProgressReporter,
-    ) -> Result<Option<(TransferReceipt, TransferIntent)>, ToolFailure> {
-        let checked = check_offline(&args, self.backends.max_transfer)?;
-        let intent = self.check_with_bank(&args, checked).await?;
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Option<IntentRecord>, ToolFailure> {
         let backends = &self.backends;
-
-        let notification_token = backends.pings.as_ref().map(|_| Secret::new(crate::secrets::random_token(32)));
-        let ping = backends.pings.as_ref().zip(notification_token.as_ref()).map(|(pings, token)| pings.register(token));
-        let request = ApprovalRequest {
-            scope: backends.approval_scope.clone(),
-            login_hint: backends.login_hint.clone(),
-            binding_message: intent.binding_message(),
-            audience: backends.audience.clone(),
-            requested_expiry: Some(backends.requested_expiry),
-            authorization_details: Some(intent.authorization_details()),
-            client_notification_token: notification_token,
-        };
-        let started = backends.ciba.start(&request).await?;
-        tracing::info!(reference = %intent.reference, intent = %intent.id, "approval requested");
-
-        let mut reporter = progress(started.expires_in, &intent.reference);
-        reporter.request_sent().await;
-        let wait = backends.ciba.wait(&started, ping.as_ref().map(|p| p.notify.as_ref()), cancel);
-        tokio::pin!(wait);
-        let mut ticker = tokio::time::interval(backends.progress_interval);
-        ticker.tick().await; // the first tick is immediate; the first message was just sent
-        let outcome = loop {
-            tokio::select! {
-                outcome = &mut wait => break outcome?,
-                _ = ticker.tick() => reporter.still_waiting().await,
-            }
-        };
-
-        let tokens = match outcome {
-            ApprovalOutcome::Approved(tokens) => tokens,
-            ApprovalOutcome::Cancelled => {
-                tracing::info!(reference = %intent.reference, "cancelled while waiting; nothing will move");
-                return Ok(None);
-            }
-            ApprovalOutcome::Denied => {
-                tracing::info!(reference = %intent.reference, "declined on the device");
-                return Err(ToolFailure::Invalid(format!(
-                    "The account holder declined the transfer on their device (ref {}). No money moved.",
-                    intent.reference
-                )));
-            }
-            ApprovalOutcome::Expired => {
-                tracing::info!(reference = %intent.reference, "expired unapproved");
-                return Err(ToolFailure::Invalid(format!(
-                    "The approval request expired before the account holder approved it (ref {}). No money moved.",
-                    intent.reference
-                )));
-            }
-        };
-        if cancel.is_cancelled() {
-            return Ok(None);
+        let owner = backends.user.as_str();
+        let cancel = &context.ct;
+        let checked = check_offline(&args, backends.max_transfer)?;
+        let key = args.idempotency_key.as_deref();
+        let fingerprint = fingerprint(&args, &checked);
+        // A key seen before: follow its intent; never a second approval request.
+        if let Some(key) = key
+            && let Some(existing) = backends.intents.by_key(owner, key, &fingerprint).await?
+        {
+            return self.watch(existing, context).await;
         }
-        let order = TransferOrder {
-            from_account_id: &intent.from.id,
-            to_account_id: &intent.to.id,
-            amount: intent.amount.to_decimal_string(),
-            currency: intent.currency.as_str(),
-            memo: intent.memo.as_deref(),
-        };
-        let receipt = backends.bank.transfer(&tokens.access_token, &intent.id, &order).await?;
-        tracing::info!(reference = %intent.reference, transfer = %receipt.id, "transfer executed");
-        Ok(Some((receipt, intent)))
+
+        let intent = self.check_with_bank(&args, checked).await?;
+        match backends.intents.create(owner, key, &fingerprint, &intent).await? {
+            Claim::Existing(existing) => return self.watch(existing, context).await,
+            Claim::Created(_) => {}
+        }
+        let started = approval::start(backends, &intent).await?;
+        let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
+        let mut progress = self.progress(context, started.expires_in, expires_at_ms, &intent.reference);
+        progress.request_sent().await;
+        let record = backends.intents.get(owner, &intent.id).await?.ok_or_else(|| lost(&intent.id))?;
+        match approval::follow(backends, record, backends.max_wait, cancel, Some(&mut progress)).await? {
+            Followed::Settled(record) => Ok(Some(*record)),
+            Followed::Cancelled => {
+                backends.running.cancel(&intent.id);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Follows an intent another call created (same idempotency key); cancelling this call leaves it be.
+    async fn watch(
+        &self,
+        record: IntentRecord,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Option<IntentRecord>, ToolFailure> {
+        let lifetime = std::time::Duration::from_secs(self.backends.requested_expiry);
+        let expires_at_ms = record.expires_at_ms.unwrap_or_else(|| now_ms() + lifetime.as_millis() as i64);
+        let mut progress = self.progress(context, lifetime, expires_at_ms, &record.reference);
+        match approval::follow(&self.backends, record, self.backends.max_wait, &context.ct, Some(&mut progress)).await?
+        {
+            Followed::Settled(record) => Ok(Some(*record)),
+            Followed::Cancelled => Ok(None),
+        }
+    }
+
+    pub(crate) fn progress(
+        &self,
+        context: &RequestContext<RoleServer>,
+        lifetime: std::time::Duration,
+        expires_at_ms: i64,
+        reference: &str,
+    ) -> ProgressReporter {
+        ProgressReporter::new(
+            context.peer.clone(),
+            context.meta.get_progress_token(),
+            lifetime,
+            expires_at_ms,
+            reference,
+        )
     }
 
     /// The checks that need the bank: both accounts exist, the source is the holder's, the currencies
@@ -293,6 +243,13 @@ fn check_offline(args: &TransferArgs, max_transfer: MinorUnits) -> Result<Checke
     if args.from_account_id == args.to_account_id {
         return Err(invalid("The source and destination accounts are the same.".into()));
     }
+    if let Some(key) = &args.idempotency_key
+        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()))
+    {
+        return Err(invalid(format!(
+            "The idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters without spaces."
+        )));
+    }
     let currency = match &args.currency {
         Some(code) => Some(code.trim().to_ascii_uppercase().parse::<Currency>().map_err(|e| invalid(e.to_string()))?),
         None => None,
@@ -321,6 +278,22 @@ fn decimal_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<S
             Err(serde::de::Error::custom(format!("amount must be a decimal string such as \"25.00\", not {other}")))
         }
     }
+}
+
+/// What "the same arguments" means for an idempotency key: the parsed terms, so "25" and "25.00" agree.
+fn fingerprint(args: &TransferArgs, checked: &Checked) -> String {
+    serde_json::json!([
+        args.from_account_id,
+        args.to_account_id,
+        checked.amount.0,
+        checked.currency.map(|c| c.to_string()),
+        checked.memo
+    ])
+    .to_string()
+}
+
+fn lost(intent_id: &str) -> ToolFailure {
+    ToolFailure::Invalid(format!("the transfer intent {intent_id} disappeared from the store"))
 }
 
 fn invalid(message: String) -> ToolFailure {

@@ -1,0 +1,214 @@
+//! The life of one approval: ask the provider, then wait and execute in the background, so the
+//! outcome does not depend on how long the client is willing to keep a tool call open.
+//!
+//! [`start`] sends the backchannel request for a recorded intent and spawns the one task that may
+//! redeem its approval: it waits (poll, `slow_down`, ping, expiry), and on approval sends the transfer
+//! to the bank with the intent id as `Idempotency-Key`, then records the outcome. [`follow`] lets a
+//! tool call watch an intent for a while, with progress, without owning it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use super::Backends;
+use super::intent::TransferIntent;
+use super::intents::{IntentRecord, IntentStatus, now_ms};
+use super::progress::ProgressReporter;
+use super::tools::ToolFailure;
+use crate::bank::TransferOrder;
+use crate::ciba::request::{ApprovalRequest, StartedApproval};
+use crate::ciba::types::Secret;
+use crate::ciba::wait::ApprovalOutcome;
+
+/// Attempts at sending an approved transfer to an unreachable bank.
+const EXECUTE_ATTEMPTS: u32 = 3;
+/// How often a watcher re-reads the store, for intents another process is running.
+const RECHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The cancel switches of the approvals this process is running.
+#[derive(Default)]
+pub struct RunningApprovals {
+    cancels: Mutex<HashMap<String, CancellationToken>>,
+}
+
+impl RunningApprovals {
+    /// Stops waiting for `intent_id`: its approval will not be redeemed.
+    pub fn cancel(&self, intent_id: &str) {
+        if let Some(cancel) = self.cancels.lock().expect("running approvals").get(intent_id) {
+            cancel.cancel();
+        }
+    }
+}
+
+/// Asks the provider to approve the recorded `intent` and starts the background wait.
+pub async fn start(backends: &Arc<Backends>, intent: &TransferIntent) -> Result<StartedApproval, ToolFailure> {
+    let notification_token = backends.pings.as_ref().map(|_| Secret::new(crate::secrets::random_token(32)));
+    let ping = backends.pings.as_ref().zip(notification_token.as_ref()).map(|(pings, token)| pings.register(token));
+    let request = ApprovalRequest {
+        scope: backends.approval_scope.clone(),
+        login_hint: backends.login_hint.clone(),
+        binding_message: intent.binding_message(),
+        audience: backends.audience.clone(),
+        requested_expiry: Some(backends.requested_expiry),
+        authorization_details: Some(intent.authorization_details()),
+        client_notification_token: notification_token,
+    };
+    let started = match backends.ciba.start(&request).await {
+        Ok(started) => started,
+        Err(error) => {
+            let reason = error.to_string();
+            backends.intents.finish(&intent.id, IntentStatus::Failed, None, Some(&reason)).await?;
+            return Err(error.into());
+        }
+    };
+    let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
+    backends
+        .intents
+        .mark_pending(&intent.id, started.auth_req_id.as_str(), started.interval.as_secs(), expires_at_ms)
+        .await?;
+    tracing::info!(reference = %intent.reference, intent = %intent.id, "approval requested");
+
+    let cancel = CancellationToken::new();
+    backends.running.cancels.lock().expect("running approvals").insert(intent.id.clone(), cancel.clone());
+    let task_backends = backends.clone();
+    let task_started = started.clone();
+    let intent = intent.clone();
+    tokio::spawn(async move {
+        let notify = ping.as_ref().map(|registration| registration.notify.as_ref());
+        let outcome = task_backends.ciba.wait(&task_started, notify, &cancel).await;
+        let (status, receipt, reason) = conclude(&task_backends, &intent, outcome, &cancel).await;
+        if let Err(error) = task_backends.intents.finish(&intent.id, status, receipt.as_ref(), reason.as_deref()).await
+        {
+            tracing::error!(%error, intent = %intent.id, "could not record an intent's outcome");
+        }
+        task_backends.running.cancels.lock().expect("running approvals").remove(&intent.id);
+        drop(ping);
+    });
+    Ok(started)
+}
+
+/// Turns the wait's outcome into the intent's final status, executing the transfer on approval.
+async fn conclude(
+    backends: &Backends,
+    intent: &TransferIntent,
+    outcome: Result<ApprovalOutcome, crate::ciba::CibaError>,
+    cancel: &CancellationToken,
+) -> (IntentStatus, Option<crate::bank::TransferReceipt>, Option<String>) {
+    let reference = &intent.reference;
+    match outcome {
+        Ok(ApprovalOutcome::Approved(_)) if cancel.is_cancelled() => cancelled(reference),
+        Ok(ApprovalOutcome::Approved(tokens)) => {
+            let order = TransferOrder {
+                from_account_id: &intent.from.id,
+                to_account_id: &intent.to.id,
+                amount: intent.amount.to_decimal_string(),
+                currency: intent.currency.as_str(),
+                memo: intent.memo.as_deref(),
+            };
+            match execute(backends, &tokens.access_token, &intent.id, &order).await {
+                Ok(receipt) => {
+                    tracing::info!(%reference, transfer = %receipt.id, "transfer executed");
+                    (IntentStatus::Completed, Some(receipt), None)
+                }
+                Err(error) => {
+                    tracing::warn!(%reference, %error, "the bank did not execute an approved transfer");
+                    (IntentStatus::Failed, None, Some(error.to_string()))
+                }
+            }
+        }
+        Ok(ApprovalOutcome::Denied) => {
+            tracing::info!(%reference, "declined on the device");
+            (IntentStatus::Denied, None, Some("the account holder declined on their device".into()))
+        }
+        Ok(ApprovalOutcome::Expired) => {
+            tracing::info!(%reference, "expired unapproved");
+            (IntentStatus::Expired, None, Some("the approval request expired before it was approved".into()))
+        }
+        Ok(ApprovalOutcome::Cancelled) => cancelled(reference),
+        Err(error) => {
+            tracing::warn!(%reference, %error, "waiting for the approval failed");
+            (IntentStatus::Failed, None, Some(error.to_string()))
+        }
+    }
+}
+
+/// Sends the approved transfer, retrying while the bank is unreachable: the same token and the same
+/// `Idempotency-Key` make a retry return the first execution, never a second one.
+async fn execute(
+    backends: &Backends,
+    token: &Secret,
+    intent_id: &str,
+    order: &TransferOrder<'_>,
+) -> Result<crate::bank::TransferReceipt, crate::bank::BankError> {
+    let mut pause = Duration::from_millis(500);
+    let mut attempt = 1;
+    loop {
+        match backends.bank.transfer(token, intent_id, order).await {
+            Err(crate::bank::BankError::Unreachable { url, reason }) if attempt < EXECUTE_ATTEMPTS => {
+                tracing::warn!(%url, %reason, attempt, "the bank is unreachable; retrying the approved transfer");
+                tokio::time::sleep(pause).await;
+                pause *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+fn cancelled(reference: &str) -> (IntentStatus, Option<crate::bank::TransferReceipt>, Option<String>) {
+    tracing::info!(%reference, "cancelled while waiting; nothing will move");
+    (IntentStatus::Cancelled, None, Some("the tool call was cancelled; the approval will not be used".into()))
+}
+
+/// How a watch ended.
+pub enum Followed {
+    /// The intent as stored when the watch ended: final, or still unfinished when time ran out.
+    Settled(Box<IntentRecord>),
+    /// The watching call was cancelled.
+    Cancelled,
+}
+
+/// Watches `record` until it is final, `bound` passes or `cancel` fires, reporting progress.
+pub async fn follow(
+    backends: &Backends,
+    record: IntentRecord,
+    bound: Duration,
+    cancel: &CancellationToken,
+    mut progress: Option<&mut ProgressReporter>,
+) -> Result<Followed, ToolFailure> {
+    if record.status.is_final() {
+        return Ok(Followed::Settled(Box::new(record)));
+    }
+    let deadline = Instant::now() + bound;
+    let mut changes = backends.intents.watch(&record.id, record.status);
+    let mut tick = tokio::time::interval(backends.progress_interval);
+    tick.tick().await;
+    let mut recheck = tokio::time::interval(RECHECK_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => return Ok(Followed::Cancelled),
+            changed = changes.changed() => {
+                if changed.is_err() || changes.borrow().is_final() {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(deadline.into()) => break,
+            _ = tick.tick() => {
+                if let Some(progress) = progress.as_deref_mut() {
+                    progress.still_waiting().await;
+                }
+            }
+            _ = recheck.tick() => {
+                let current = backends.intents.get(&record.owner, &record.id).await?;
+                if current.as_ref().is_some_and(|r| r.status.is_final()) {
+                    break;
+                }
+            }
+        }
+    }
+    let latest = backends.intents.get(&record.owner, &record.id).await?.unwrap_or(record);
+    Ok(Followed::Settled(Box::new(latest)))
+}

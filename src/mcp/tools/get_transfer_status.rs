@@ -1,0 +1,83 @@
+//! `get_transfer_status`: the outcome of a transfer intent that `transfer_funds` left pending
+//! (completed with the transfer, denied, expired, failed with a reason), or still pending after
+//! waiting up to `wait_seconds`, with progress while it waits. Read-only; it sees only the intents of
+//! the holder this server acts for.
+
+use std::time::Duration;
+
+use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ContentBlock};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::super::BankguardServer;
+use super::super::approval::{self, Followed};
+use super::ToolFailure;
+use super::outcome::{TransferStatusOutput, status_result};
+
+/// The longest `wait_seconds` a call may ask for; clients commonly give up on a call after 60 s.
+pub const MAX_WAIT_SECONDS: u64 = 45;
+
+const DESCRIPTION: &str = "Get the outcome of a transfer that transfer_funds reported as pending: completed (with the \
+    executed transfer), denied, expired, failed (with the reason), or still pending. It can wait up to wait_seconds \
+    for the account holder's decision. Do not ask the user to confirm in chat; they decide on their own device.";
+
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StatusArgs {
+    /// The intent_id that transfer_funds returned.
+    pub intent_id: String,
+    /// How long to wait for the holder's decision before answering, 0 to 45 seconds. Optional: 0 answers at once.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 45))]
+    pub wait_seconds: u64,
+}
+
+#[tool_router(router = get_transfer_status_router, vis = "pub(crate)")]
+impl BankguardServer {
+    #[tool(
+        name = "get_transfer_status",
+        title = "Get a transfer's status",
+        description = DESCRIPTION,
+        output_schema = schema_for_output::<TransferStatusOutput>(),
+        annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
+    )]
+    pub async fn get_transfer_status(
+        &self,
+        Parameters(args): Parameters<StatusArgs>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<CallToolResult, ErrorData> {
+        Ok(match self.transfer_status(args, &context).await {
+            Ok(Some(result)) => result,
+            Ok(None) => CallToolResult::error(vec![ContentBlock::text("cancelled")]),
+            Err(failure) => CallToolResult::error(vec![ContentBlock::text(failure.to_string())]),
+        })
+    }
+}
+
+impl BankguardServer {
+    async fn transfer_status(
+        &self,
+        args: StatusArgs,
+        context: &RequestContext<RoleServer>,
+    ) -> Result<Option<CallToolResult>, ToolFailure> {
+        if args.wait_seconds > MAX_WAIT_SECONDS {
+            return Err(ToolFailure::Invalid(format!("wait_seconds must be at most {MAX_WAIT_SECONDS}.")));
+        }
+        let backends = &self.backends;
+        let record = backends.intents.get(&backends.user, &args.intent_id).await?.ok_or_else(|| {
+            ToolFailure::Invalid(format!("There is no transfer intent {:?} for this account holder.", args.intent_id))
+        })?;
+        let lifetime = Duration::from_secs(backends.requested_expiry);
+        let expires_at_ms = record.expires_at_ms.unwrap_or_default();
+        let mut progress = self.progress(context, lifetime, expires_at_ms, &record.reference);
+        let bound = Duration::from_secs(args.wait_seconds);
+        match approval::follow(backends, record, bound, &context.ct, Some(&mut progress)).await? {
+            Followed::Settled(record) => Ok(Some(status_result(&record))),
+            Followed::Cancelled => Ok(None),
+        }
+    }
+}
