@@ -1,0 +1,409 @@
+//! Independent MCP clients against bankguard: the official Python SDK (`mcp`), the official TypeScript SDK
+//! (`@modelcontextprotocol/sdk`) and the MCP Inspector CLI, each over stdio (the built binary, as a desktop client
+//! starts it) and over Streamable HTTP, against the real dev stack. The holder decides on their device while the
+//! client waits; the bank's balances say whether money moved.
+//!
+//! The peers are installed by `scripts/install-peers.sh` (Node 22 and the npm packages at the exact versions of
+//! tests/interop/mcp-clients/package-lock.json, the Python SDK pinned in tests/interop/python/requirements.txt).
+//! A missing peer fails the test; it is never skipped.
+
+#[path = "support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use support::mcp::McpStack;
+
+/// How long the holder looks at their phone before deciding.
+const DECIDE_AFTER: Duration = Duration::from_millis(300);
+/// The most one client run may take; the scripts' own tool-call timeout (30 s) is below it.
+const CLIENT_LIMIT: Duration = Duration::from_secs(45);
+
+const INSTALL_HINT: &str = "run ./scripts/install-peers.sh (it installs Node 22 into .peers/node22, the npm peers into \
+                            tests/interop/*/node_modules and the Python SDK into .peers/venv)";
+
+fn repo(path: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// `path`, which must exist, or a failure that says how to install it.
+fn peer_file(path: &str, what: &str) -> PathBuf {
+    let path = repo(path);
+    assert!(path.exists(), "{what} is missing at {}: {INSTALL_HINT}", path.display());
+    path
+}
+
+fn read_json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn node() -> PathBuf {
+    peer_file(".peers/node22/node_modules/.bin/node", "Node 22")
+}
+
+/// The installed version of an npm package of tests/interop/mcp-clients, which must be the one package.json pins.
+fn npm_package(name: &str) -> (PathBuf, Value) {
+    let pinned = read_json(&repo("tests/interop/mcp-clients/package.json"))["dependencies"][name].clone();
+    let dir = repo(&format!("tests/interop/mcp-clients/node_modules/{name}"));
+    let manifest = peer_file(&format!("tests/interop/mcp-clients/node_modules/{name}/package.json"), name);
+    let installed = read_json(&manifest);
+    assert_eq!(installed["version"], pinned, "{name} is not the version package.json pins: {INSTALL_HINT}");
+    (dir, installed)
+}
+
+/// The SDKs whose client scripts tell the same story as JSON lines.
+#[derive(Clone, Copy, Debug)]
+enum Sdk {
+    Python,
+    TypeScript,
+}
+
+impl Sdk {
+    /// The interpreter and the script it runs.
+    fn command(self) -> (PathBuf, PathBuf) {
+        match self {
+            Sdk::Python => (
+                peer_file(".peers/venv/bin/python", "the Python virtualenv with the MCP SDK"),
+                repo("tests/interop/python/mcp_client.py"),
+            ),
+            Sdk::TypeScript => {
+                npm_package("@modelcontextprotocol/sdk");
+                (node(), repo("tests/interop/mcp-clients/client.mjs"))
+            }
+        }
+    }
+
+    /// The SDK's package name and the exact version the repo pins.
+    fn pinned(self) -> (&'static str, String) {
+        match self {
+            Sdk::Python => {
+                let requirements = std::fs::read_to_string(repo("tests/interop/python/requirements.txt")).unwrap();
+                let version = requirements.lines().find_map(|line| line.trim().strip_prefix("mcp==")).unwrap();
+                ("mcp", version.to_owned())
+            }
+            Sdk::TypeScript => {
+                let manifest = read_json(&repo("tests/interop/mcp-clients/package.json"));
+                let version = manifest["dependencies"]["@modelcontextprotocol/sdk"].as_str().unwrap().to_owned();
+                ("@modelcontextprotocol/sdk", version)
+            }
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Transport {
+    /// The client spawns `bankguard serve` (the built binary) and speaks over its stdin and stdout.
+    Stdio,
+    /// The client speaks to the stack's MCP endpoint.
+    StreamableHttp,
+}
+
+/// What a client script printed.
+struct Run {
+    events: Vec<Value>,
+    transcript: String,
+}
+
+impl Run {
+    fn all(&self, event: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == event).collect()
+    }
+
+    fn one(&self, event: &str) -> &Value {
+        match self.all(event).as_slice() {
+            [only] => only,
+            other => panic!("expected one {event} event, got {}\n{}", other.len(), self.transcript),
+        }
+    }
+
+    fn transfer(&self, scenario: &str) -> &Value {
+        let found: Vec<_> = self.all("transfer").into_iter().filter(|e| e["scenario"] == scenario).collect();
+        assert_eq!(found.len(), 1, "one {scenario} transfer result\n{}", self.transcript);
+        found[0]
+    }
+
+    fn progress_messages(&self, scenario: &str) -> Vec<String> {
+        self.all("progress")
+            .into_iter()
+            .filter(|e| e["scenario"] == scenario)
+            .filter_map(|e| e["message"].as_str().map(str::to_owned))
+            .collect()
+    }
+}
+
+/// Runs `program args`, failing with everything it printed if it fails or outlives [`CLIENT_LIMIT`].
+async fn run(program: &Path, args: &[String], home: Option<&Path>) -> Run {
+    let mut command = tokio::process::Command::new(program);
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BANKGUARD_")) {
+        command.env_remove(key);
+    }
+    if let Some(home) = home {
+        command.env("HOME", home);
+    }
+    command
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let shown = format!("{} {}", program.display(), args.join(" "));
+    let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
+    let output = tokio::time::timeout(CLIENT_LIMIT, child.wait_with_output())
+        .await
+        .unwrap_or_else(|_| panic!("{shown} did not finish within {CLIENT_LIMIT:?}"))
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let transcript = format!("$ {shown}\n--- stdout\n{stdout}--- stderr\n{stderr}");
+    let hint =
+        if ["ModuleNotFoundError", "ERR_MODULE_NOT_FOUND", "Cannot find module"].iter().any(|m| stderr.contains(m)) {
+            format!("\na peer is missing or incomplete: {INSTALL_HINT}")
+        } else {
+            String::new()
+        };
+    assert!(output.status.success(), "the client failed ({}){hint}\n{transcript}", output.status);
+    let events = stdout
+        .lines()
+        .filter(|line| line.starts_with('{'))
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{transcript}")))
+        .collect();
+    Run { events, transcript }
+}
+
+/// Runs `sdk`'s client script over `transport` with `scenarios` in one session, while the holder makes
+/// `decisions` on their device, one per transfer, in order.
+async fn run_sdk_client(
+    stack: &McpStack,
+    sdk: Sdk,
+    transport: Transport,
+    scenarios: &[&str],
+    decisions: &[&'static str],
+) -> Run {
+    let (interpreter, script) = sdk.command();
+    let mut args = vec![script.display().to_string()];
+    let data_dir = stack.dev.data_dir.path();
+    match transport {
+        Transport::StreamableHttp => args.extend(["--transport".into(), "http".into(), "--url".into(), stack.url()]),
+        Transport::Stdio => {
+            args.extend(["--transport".into(), "stdio".into(), "--cwd".into(), data_dir.display().to_string()]);
+            // What `McpStack::stdio_client` gives `bankguard serve`; the SDKs pass the server nothing else but
+            // their short list of safe variables (PATH, HOME, ...).
+            let env = [
+                ("BANKGUARD_DATA_DIR", data_dir.display().to_string()),
+                ("BANKGUARD_MCP__ISSUER", stack.dev.issuer().to_owned()),
+                ("BANKGUARD_MCP__BANK_API_URL", stack.dev.bank_api().to_owned()),
+                ("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", stack.config.mcp.progress_interval_seconds.to_string()),
+            ];
+            for (key, value) in env {
+                args.extend(["--env".into(), format!("{key}={value}")]);
+            }
+        }
+    }
+    for scenario in scenarios {
+        args.extend(["--scenario".into(), scenario.to_string()]);
+    }
+    if let Transport::Stdio = transport {
+        args.extend(["--".into(), env!("CARGO_BIN_EXE_bankguard").into(), "serve".into()]);
+    }
+
+    let mut client = std::pin::pin!(run(&interpreter, &args, None));
+    let holder = std::pin::pin!(async {
+        for decision in decisions {
+            stack.decide_next(decision, DECIDE_AFTER).await.unwrap();
+        }
+    });
+    // Normally the holder has decided everything before the client ends; a client that ends first has failed,
+    // and its output says why.
+    let run = tokio::select! {
+        run = &mut client => run,
+        () = holder => client.await,
+    };
+
+    let (package, version) = sdk.pinned();
+    let sdk_seen = &run.one("initialized")["sdk"];
+    assert_eq!(
+        (sdk_seen["name"].as_str(), sdk_seen["version"].as_str()),
+        (Some(package), Some(version.as_str())),
+        "the client ran another SDK version than the repo pins: {INSTALL_HINT}\n{}",
+        run.transcript
+    );
+    run
+}
+
+fn alice_and_bob(balances: &BTreeMap<String, String>) -> (&str, &str) {
+    (balances["acc_alice_chk"].as_str(), balances["acc_bob_chk"].as_str())
+}
+
+/// One SDK over one transport: initialize, tools/list, list_accounts, a transfer the holder approves, then one the
+/// holder denies, all in one session; then what the bank says.
+async fn an_sdk_client_moves_money_only_with_the_holders_approval(sdk: Sdk, transport: Transport) {
+    let stack = McpStack::start().await;
+    let before = stack.dev.balances().await;
+    assert_eq!(alice_and_bob(&before), ("2500.00", "1200.00"));
+
+    let run = run_sdk_client(&stack, sdk, transport, &["approved", "denied"], &["approve", "deny"]).await;
+
+    let transcript = &run.transcript;
+    let initialized = run.one("initialized");
+    assert_eq!(initialized["server"]["name"], "bankguard", "{transcript}");
+    let tools = run.one("tools")["names"].as_array().unwrap().clone();
+    assert_eq!(tools.len(), 3, "{transcript}");
+    for tool in ["list_accounts", "transfer_funds", "get_transfer_status"] {
+        assert!(tools.contains(&tool.into()), "{tool}: {transcript}");
+    }
+
+    let accounts = run.one("list_accounts");
+    assert_eq!(accounts["is_error"], false, "{transcript}");
+    let listed: Vec<_> = accounts["structured"]["accounts"].as_array().unwrap().iter().collect();
+    let checking = listed.iter().find(|a| a["id"] == "acc_alice_chk").expect("alice's checking account is listed");
+    assert_eq!(checking["balance"], "2500.00", "{transcript}");
+    assert_eq!(checking["currency"], "USD", "{transcript}");
+    assert!(accounts["text"].as_str().unwrap().contains("CHK-4821"), "{transcript}");
+
+    for scenario in ["approved", "denied"] {
+        let messages = run.progress_messages(scenario);
+        assert!(
+            messages.iter().any(|m| m.starts_with("Approve the transfer on your device — ref ")),
+            "the {scenario} transfer's progress callback received the approval prompt: {messages:?}\n{transcript}"
+        );
+    }
+    let approved = run.transfer("approved");
+    assert_eq!(approved["is_error"], false, "{transcript}");
+    assert!(
+        approved["text"].as_str().unwrap().starts_with("Transferred 25.00 USD from CHK-4821 to CHK-3307"),
+        "{transcript}"
+    );
+    let denied = run.transfer("denied");
+    assert_eq!(denied["is_error"], true, "{transcript}");
+    let denied_text = denied["text"].as_str().unwrap();
+    assert!(denied_text.contains("declined the transfer on their device"), "{transcript}");
+    assert!(denied_text.contains("No money moved"), "{transcript}");
+    assert_eq!(run.all("done").len(), 1, "the client closed the session cleanly\n{transcript}");
+
+    // Exactly the approved 25.00 moved; the denied 40.00 did not.
+    let after = stack.dev.balances().await;
+    assert_eq!(alice_and_bob(&after), ("2475.00", "1225.00"), "{transcript}");
+    let untouched = |b: &BTreeMap<String, String>| {
+        b.iter()
+            .filter(|(id, _)| !["acc_alice_chk", "acc_bob_chk"].contains(&id.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(untouched(&after), untouched(&before), "no other account changed");
+}
+
+#[tokio::test]
+async fn the_python_sdk_over_stdio_moves_money_only_with_the_holders_approval() {
+    an_sdk_client_moves_money_only_with_the_holders_approval(Sdk::Python, Transport::Stdio).await;
+}
+
+#[tokio::test]
+async fn the_python_sdk_over_streamable_http_moves_money_only_with_the_holders_approval() {
+    an_sdk_client_moves_money_only_with_the_holders_approval(Sdk::Python, Transport::StreamableHttp).await;
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_over_stdio_moves_money_only_with_the_holders_approval() {
+    an_sdk_client_moves_money_only_with_the_holders_approval(Sdk::TypeScript, Transport::Stdio).await;
+}
+
+#[tokio::test]
+async fn the_typescript_sdk_over_streamable_http_moves_money_only_with_the_holders_approval() {
+    an_sdk_client_moves_money_only_with_the_holders_approval(Sdk::TypeScript, Transport::StreamableHttp).await;
+}
+
+/// `mcp-inspector --cli URL --transport http --method METHOD ... --format json` against the stack, with a
+/// throwaway HOME (the Inspector keeps a catalog and storage under ~/.mcp-inspector). Returns its JSON result.
+async fn inspector_cli(stack: &McpStack, method_args: &[&str]) -> Value {
+    let (dir, manifest) = npm_package("@modelcontextprotocol/inspector");
+    // The launcher the package's `mcp-inspector` bin points at; `--cli` runs the CLI client in it.
+    let launcher = dir.join(manifest["bin"]["mcp-inspector"].as_str().expect("the Inspector has a mcp-inspector bin"));
+    let home = tempfile::tempdir().unwrap();
+    let mut args =
+        vec![launcher.display().to_string(), "--cli".into(), stack.url(), "--transport".into(), "http".into()];
+    args.extend(method_args.iter().map(|a| a.to_string()));
+    args.extend(["--format".into(), "json".into()]);
+    let run = run(&node(), &args, Some(home.path())).await;
+    let [output] = run.events.as_slice() else { panic!("one JSON object on stdout\n{}", run.transcript) };
+    assert!(output["result"].is_object(), "{}", run.transcript);
+    output["result"].clone()
+}
+
+#[tokio::test]
+async fn the_mcp_inspector_cli_lists_every_tool_over_streamable_http() {
+    let stack = McpStack::start().await;
+
+    let result = inspector_cli(&stack, &["--method", "tools/list"]).await;
+
+    let names: Vec<_> = result["tools"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["get_transfer_status", "list_accounts", "transfer_funds"], "{result}");
+}
+
+#[tokio::test]
+async fn the_mcp_inspector_cli_calls_list_accounts_over_streamable_http() {
+    let stack = McpStack::start().await;
+
+    let result = inspector_cli(&stack, &["--method", "tools/call", "--tool-name", "list_accounts"]).await;
+
+    assert_eq!(result["isError"], false, "{result}");
+    let accounts = result["structuredContent"]["accounts"].as_array().unwrap();
+    let ids: Vec<_> = accounts.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert!(ids.contains(&"acc_alice_chk") && ids.contains(&"acc_alice_sav"), "alice's accounts: {result}");
+    assert!(!ids.iter().any(|id| id.starts_with("acc_bob")), "only alice's accounts: {result}");
+    let checking = accounts.iter().find(|a| a["id"] == "acc_alice_chk").unwrap();
+    assert_eq!((checking["balance"].as_str(), checking["masked_number"].as_str()), (Some("2500.00"), Some("CHK-4821")));
+}
+
+/// The client-timeout problem at a tenth of its size: the Python SDK gives up on any call after 6 s (for the
+/// 60 s of most clients), the server answers "pending" after 4 s (for 45 s), and the holder approves after
+/// 10 s (for 70 s). The client never times out, and `get_transfer_status` reports the completed transfer.
+#[tokio::test]
+async fn the_python_sdk_with_a_short_read_timeout_follows_a_late_approval_to_completion() {
+    let stack = McpStack::start_with(|config, _| {
+        config.mcp.max_wait_seconds = 4;
+        config.mcp.progress_interval_seconds = 2;
+    })
+    .await;
+    let before = stack.dev.balances().await;
+    let (interpreter, script) = Sdk::Python.command();
+    let args: Vec<String> = [
+        script.display().to_string(),
+        "--transport".into(),
+        "http".into(),
+        "--url".into(),
+        stack.url(),
+        "--scenario".into(),
+        "late".into(),
+        "--read-timeout".into(),
+        "6".into(),
+        "--status-wait".into(),
+        "4".into(),
+    ]
+    .into();
+
+    let holder = stack.decide_next("approve", Duration::from_secs(10));
+    let run = run(&interpreter, &args, None).await;
+    holder.await.unwrap();
+
+    let transcript = &run.transcript;
+    let pending = run.transfer("late");
+    assert_eq!(
+        (pending["is_error"].as_bool(), pending["status"].as_str()),
+        (Some(false), Some("pending")),
+        "{transcript}"
+    );
+    let statuses: Vec<&str> = run.all("status").iter().filter_map(|s| s["status"].as_str()).collect();
+    assert_eq!(statuses.last(), Some(&"completed"), "{transcript}");
+    assert!(statuses[..statuses.len() - 1].iter().all(|s| *s == "pending"), "{transcript}");
+    assert!(run.one("done").is_object(), "the client never timed out: {transcript}");
+    let after = stack.dev.balances().await;
+    assert_eq!((before["acc_alice_chk"].as_str(), after["acc_alice_chk"].as_str()), ("2500.00", "2470.00"));
+    assert_eq!(after["acc_bob_chk"], "1230.00");
+}
