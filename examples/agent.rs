@@ -54,12 +54,30 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let arguments = serde_json::json!({"from_account_id": from, "to_account_id": to, "amount": amount, "memo": memo});
     let request =
         CallToolRequestParams::new("transfer_funds").with_arguments(arguments.as_object().cloned().unwrap_or_default());
-    let outcome = client.call_tool(request).await?;
-    let verdict = if outcome.is_error == Some(true) { "refused" } else { "done" };
+    let mut outcome = client.call_tool(request).await?;
+    // The holder has not decided within the server's wait bound: ask for the outcome until it is known.
+    while status(&outcome) == Some("pending") {
+        println!("  (still pending) {}", text(&outcome));
+        let intent_id = outcome.structured_content.as_ref().and_then(|s| s["intent_id"].as_str()).unwrap_or_default();
+        let arguments = serde_json::json!({"intent_id": intent_id, "wait_seconds": 45});
+        println!("\n> get_transfer_status {intent_id}");
+        let request = CallToolRequestParams::new("get_transfer_status")
+            .with_arguments(arguments.as_object().cloned().unwrap_or_default());
+        outcome = client.call_tool(request).await?;
+    }
+    let verdict = match (outcome.is_error, status(&outcome)) {
+        (Some(true), _) => "refused",
+        (_, Some("completed")) => "done",
+        _ => "not done",
+    };
     println!("{verdict}: {}", text(&outcome));
 
     client.cancel().await?;
     Ok(())
+}
+
+fn status(result: &rmcp::model::CallToolResult) -> Option<&str> {
+    result.structured_content.as_ref().and_then(|s| s["status"].as_str())
 }
 
 fn text(result: &rmcp::model::CallToolResult) -> String {
