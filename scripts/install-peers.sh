@@ -24,7 +24,7 @@ for manifest in tests/interop/*/package.json; do
     [[ -e "$manifest" ]] || continue
     dir=$(dirname "$manifest")
     stamp="$dir/node_modules/.bankguard-stamp"
-    inputs=$(cat "$manifest" "$dir/package-lock.json" 2>/dev/null | sha256sum | cut -d' ' -f1)
+    inputs=$({ cat "$manifest"; cat "$dir/package-lock.json" 2>/dev/null || true; } | sha256sum | cut -d' ' -f1)
     if ! fresh "$stamp" "$inputs"; then
         echo "installing npm dependencies of $dir" >&2
         if [[ -f "$dir/package-lock.json" ]]; then
