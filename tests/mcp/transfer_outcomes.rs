@@ -91,6 +91,19 @@ async fn a_call_cancelled_mid_wait_moves_nothing_even_when_approved_later() {
     let cancelled_at = std::time::Instant::now();
     handle.cancel(Some("the user changed their mind".into())).await.unwrap();
 
+    // The server stops waiting within a second: the intent is recorded as cancelled.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(stack.dev.data_path("mcp.sqlite")).read_only(true);
+    let intents = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let status = loop {
+        let status: String =
+            sqlx::query_scalar("SELECT status FROM transfer_intents").fetch_one(&intents).await.unwrap();
+        if status == "cancelled" || cancelled_at.elapsed() > Duration::from_secs(1) {
+            break status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(status, "cancelled", "the wait did not end within a second of the cancellation");
+
     // The holder approves afterwards anyway; the server must not redeem it.
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let pending = device.pending(None).await.unwrap();
