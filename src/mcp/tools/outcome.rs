@@ -29,15 +29,19 @@ pub struct TransferStatusOutput {
     pub to_account_id: String,
     /// The memo sent with the transfer, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub memo: Option<String>,
     /// While pending: when the approval request expires (RFC 3339, UTC).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub expires_at: Option<String>,
     /// Once completed: the transfer the bank executed.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "ExecutedTransfer")]
     pub transfer: Option<ExecutedTransfer>,
     /// Why it did not complete (denied, expired, failed or cancelled).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
     pub reason: Option<String>,
 }
 

@@ -55,13 +55,22 @@ pub struct TransferArgs {
     pub amount: String,
     /// ISO 4217 currency code such as "USD". Optional: defaults to the source account's currency, and must match both accounts.
     #[serde(default)]
+    #[schemars(with = "String", transform = optional_text)]
     pub currency: Option<String>,
     /// A note for the recipient, at most 140 printable characters. Optional.
     #[serde(default)]
+    #[schemars(with = "String", transform = optional_text)]
     pub memo: Option<String>,
     /// Optional. Any unique string (at most 255 visible ASCII characters) that makes a retry safe: repeating the call with the same key and arguments returns the same transfer intent and never asks or pays twice.
     #[serde(default)]
+    #[schemars(with = "String", transform = optional_text)]
     pub idempotency_key: Option<String>,
+}
+
+/// An optional text argument is described as a plain string, not `["string", "null"]` with a `null`
+/// default: strict clients reject type arrays, and leaving the argument out is how to omit it.
+fn optional_text(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 /// The arguments after the checks that need no network.
