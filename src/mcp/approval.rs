@@ -5,6 +5,10 @@
 //! redeem its approval: it waits (poll, `slow_down`, ping, expiry), and on approval sends the transfer
 //! to the bank with the intent id as `Idempotency-Key`, then records the outcome. [`follow`] lets a
 //! tool call watch an intent for a while, with progress, without owning it.
+//!
+//! The waiting task holds a lease on its intent and renews it. [`supervise`] takes over intents whose
+//! runner stopped (a restart, a crash, a stdio client that went away) once their lease has run out,
+//! so an approval given meanwhile still executes, once.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,15 +17,18 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::Backends;
+use super::backends::PingRegistration;
 use super::intent::TransferIntent;
-use super::intents::{IntentRecord, IntentStatus, now_ms};
+use super::intents::{IntentRecord, IntentStatus, labels, now_ms};
 use super::progress::ProgressReporter;
 use super::tools::ToolFailure;
 use crate::bank::TransferOrder;
 use crate::ciba::request::{ApprovalRequest, StartedApproval};
-use crate::ciba::types::Secret;
+use crate::ciba::types::{AuthReqId, Secret};
 use crate::ciba::wait::ApprovalOutcome;
 
+/// How often a runner renews its lease, and the supervisor looks for intents to take over.
+const RENEW_LEASE_EVERY: Duration = Duration::from_secs(5);
 /// Attempts at sending an approved transfer to an unreachable bank.
 const EXECUTE_ATTEMPTS: u32 = 3;
 /// How often a watcher re-reads the store, for intents another process is running.
@@ -64,29 +71,101 @@ pub async fn start(backends: &Arc<Backends>, intent: &TransferIntent) -> Result<
         }
     };
     let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
-    backends
-        .intents
-        .mark_pending(&intent.id, started.auth_req_id.as_str(), started.interval.as_secs(), expires_at_ms)
-        .await?;
+    let auth_req_id = started.auth_req_id.as_str();
+    let interval = started.interval.as_secs();
+    backends.intents.mark_pending(&intent.id, auth_req_id, interval, expires_at_ms, &backends.runner).await?;
     tracing::info!(reference = %intent.reference, intent = %intent.id, "approval requested");
+    spawn_runner(backends.clone(), intent.clone(), started.clone(), ping);
+    Ok(started)
+}
 
+/// The one task that waits for this intent's approval and executes it, renewing its lease meanwhile.
+fn spawn_runner(
+    backends: Arc<Backends>,
+    intent: TransferIntent,
+    started: StartedApproval,
+    ping: Option<PingRegistration>,
+) {
     let cancel = CancellationToken::new();
     backends.running.cancels.lock().expect("running approvals").insert(intent.id.clone(), cancel.clone());
-    let task_backends = backends.clone();
-    let task_started = started.clone();
-    let intent = intent.clone();
     tokio::spawn(async move {
         let notify = ping.as_ref().map(|registration| registration.notify.as_ref());
-        let outcome = task_backends.ciba.wait(&task_started, notify, &cancel).await;
-        let (status, receipt, reason) = conclude(&task_backends, &intent, outcome, &cancel).await;
-        if let Err(error) = task_backends.intents.finish(&intent.id, status, receipt.as_ref(), reason.as_deref()).await
-        {
-            tracing::error!(%error, intent = %intent.id, "could not record an intent's outcome");
+        let wait = backends.ciba.wait(&started, notify, &cancel);
+        tokio::pin!(wait);
+        let mut renew = tokio::time::interval(RENEW_LEASE_EVERY);
+        let outcome = loop {
+            tokio::select! {
+                outcome = &mut wait => break Some(outcome),
+                _ = renew.tick() => match backends.intents.renew_lease(&intent.id, &backends.runner).await {
+                    Ok(true) => {}
+                    Ok(false) => break None,
+                    Err(error) => tracing::warn!(%error, "could not renew a lease; trying again"),
+                },
+            }
+        };
+        match outcome {
+            Some(outcome) => {
+                let (status, receipt, reason) = conclude(&backends, &intent, outcome, &cancel).await;
+                if let Err(error) =
+                    backends.intents.finish(&intent.id, status, receipt.as_ref(), reason.as_deref()).await
+                {
+                    tracing::error!(%error, intent = %intent.id, "could not record an intent's outcome");
+                }
+            }
+            None => tracing::warn!(intent = %intent.id, "another runner took this intent over; stopped waiting"),
         }
-        task_backends.running.cancels.lock().expect("running approvals").remove(&intent.id);
-        drop(ping);
+        backends.running.cancels.lock().expect("running approvals").remove(&intent.id);
+        // The ping registration (if any) ends with this task.
     });
-    Ok(started)
+}
+
+/// Takes over, every few seconds, the holder's pending intents whose runner stopped renewing.
+pub async fn supervise(backends: Arc<Backends>) {
+    let mut every = tokio::time::interval(RENEW_LEASE_EVERY);
+    loop {
+        every.tick().await;
+        let orphans = match backends.intents.claim_orphans(&backends.user, &backends.runner).await {
+            Ok(orphans) => orphans,
+            Err(error) => {
+                tracing::warn!(%error, "could not look for intents to take over");
+                continue;
+            }
+        };
+        for record in orphans {
+            match resume(&record) {
+                Some((intent, started)) => {
+                    tracing::info!(reference = %intent.reference, intent = %intent.id, "resuming the wait for an approval");
+                    spawn_runner(backends.clone(), intent, started, None);
+                }
+                None => {
+                    let reason = "the stored intent could not be resumed; no money moved";
+                    let _ = backends.intents.finish(&record.id, IntentStatus::Failed, None, Some(reason)).await;
+                }
+            }
+        }
+    }
+}
+
+/// The intent and its wait, rebuilt from the store (no ping: its token was the old runner's).
+fn resume(record: &IntentRecord) -> Option<(TransferIntent, StartedApproval)> {
+    let (from, to) = labels(record);
+    let intent = TransferIntent {
+        id: record.id.clone(),
+        reference: record.reference.clone(),
+        from,
+        to,
+        amount: record.amount(),
+        currency: record.currency.parse().ok()?,
+        memo: record.memo.clone(),
+    };
+    let left = Duration::from_millis((record.expires_at_ms? - now_ms()).max(0) as u64);
+    let started = StartedApproval {
+        auth_req_id: AuthReqId::new(record.auth_req_id.clone()?),
+        expires_at: Instant::now() + left,
+        expires_in: left,
+        interval: Duration::from_secs(record.interval_seconds?.max(1) as u64),
+    };
+    Some((intent, started))
 }
 
 /// Turns the wait's outcome into the intent's final status, executing the transfer on approval.

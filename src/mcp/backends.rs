@@ -35,6 +35,9 @@ pub struct Backends {
     /// Every transfer this server asked approval for, and the waits it is running.
     pub intents: Intents,
     pub running: RunningApprovals,
+    /// This process's name on the leases of the intents it waits for.
+    pub runner: String,
+    supervising: std::sync::atomic::AtomicBool,
     /// Present in ping mode: wakes the wait of the request whose notification token a ping carries.
     pub pings: Option<PingWaiters>,
 }
@@ -93,8 +96,19 @@ impl Backends {
             max_wait: Duration::from_secs(mcp.max_wait_seconds),
             intents: Intents::new(config.data_dir.clone()),
             running: RunningApprovals::default(),
+            runner: format!("run_{}", uuid::Uuid::new_v4().simple()),
+            supervising: std::sync::atomic::AtomicBool::new(false),
             pings: (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default),
         })
+    }
+}
+
+impl Backends {
+    /// Starts taking over intents whose runner stopped (once per process; later calls do nothing).
+    pub fn supervise(self: &Arc<Self>) {
+        if !self.supervising.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            tokio::spawn(super::approval::supervise(self.clone()));
+        }
     }
 }
 

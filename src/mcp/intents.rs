@@ -23,6 +23,8 @@ static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mcp");
 
 /// The MCP server's file inside the data directory.
 pub const DATABASE_FILE: &str = "mcp.sqlite";
+/// How long a runner's claim on a pending intent holds without renewal.
+pub const LEASE_MS: i64 = 15_000;
 
 /// Where an intent is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, schemars::JsonSchema)]
@@ -72,6 +74,7 @@ pub struct IntentRecord {
     pub expires_at_ms: Option<i64>,
     pub receipt: Option<String>,
     pub reason: Option<String>,
+    pub created_at_ms: i64,
 }
 
 impl IntentRecord {
@@ -198,23 +201,27 @@ impl Intents {
         Ok(Claim::Created(record))
     }
 
-    /// Requesting → pending, with what a restarted server needs to resume the wait.
+    /// Requesting → pending, with what another process needs to resume the wait, leased to `runner`.
     pub async fn mark_pending(
         &self,
         id: &str,
         auth_req_id: &str,
         interval_seconds: u64,
         expires_at_ms: i64,
+        runner: &str,
     ) -> Result<(), IntentError> {
         let db = self.db().await?;
+        let now = now_ms();
         sqlx::query(
             "UPDATE transfer_intents SET status = 'pending', auth_req_id = ?, interval_seconds = ?, expires_at_ms = ?,
-                 updated_at_ms = ? WHERE id = ? AND status = 'requesting'",
+                 runner = ?, lease_until_ms = ?, updated_at_ms = ? WHERE id = ? AND status = 'requesting'",
         )
         .bind(auth_req_id)
         .bind(interval_seconds as i64)
         .bind(expires_at_ms)
-        .bind(now_ms())
+        .bind(runner)
+        .bind(now + LEASE_MS)
+        .bind(now)
         .bind(id)
         .execute(&db.writer)
         .await?;
@@ -250,13 +257,48 @@ impl Intents {
         Ok(finished)
     }
 
-    /// The owner's intents still waiting on a holder, to resume after a restart.
-    pub async fn unfinished(&self, owner: &str) -> Result<Vec<IntentRecord>, IntentError> {
+    /// Extends `runner`'s claim on a pending intent; false if the intent finished or another runner has it.
+    pub async fn renew_lease(&self, id: &str, runner: &str) -> Result<bool, IntentError> {
         let db = self.db().await?;
-        Ok(sqlx::query_as("SELECT * FROM transfer_intents WHERE owner = ? AND status IN ('requesting', 'pending')")
-            .bind(owner)
-            .fetch_all(&db.reader)
-            .await?)
+        let renewed = sqlx::query(
+            "UPDATE transfer_intents SET lease_until_ms = ? WHERE id = ? AND runner = ? AND status = 'pending'",
+        )
+        .bind(now_ms() + LEASE_MS)
+        .bind(id)
+        .bind(runner)
+        .execute(&db.writer)
+        .await?;
+        Ok(renewed.rows_affected() == 1)
+    }
+
+    /// The owner's pending intents whose runner stopped renewing its lease, each claimed for `runner`
+    /// (an intent is claimed by one runner only). Intents that never got past `requesting` in time are
+    /// failed: their approval request may never have been sent.
+    pub async fn claim_orphans(&self, owner: &str, runner: &str) -> Result<Vec<IntentRecord>, IntentError> {
+        let db = self.db().await?;
+        let now = now_ms();
+        sqlx::query(
+            "UPDATE transfer_intents SET status = 'failed', updated_at_ms = ?1,
+                 reason = 'the server stopped before the approval request was sent; no money moved'
+             WHERE owner = ?2 AND status = 'requesting' AND created_at_ms < ?1 - ?3",
+        )
+        .bind(now)
+        .bind(owner)
+        .bind(LEASE_MS)
+        .execute(&db.writer)
+        .await?;
+        Ok(sqlx::query_as(
+            "UPDATE transfer_intents SET runner = ?1, lease_until_ms = ?2 + ?3
+             WHERE owner = ?4 AND status = 'pending' AND auth_req_id IS NOT NULL AND expires_at_ms > ?2
+               AND (lease_until_ms IS NULL OR lease_until_ms < ?2)
+             RETURNING *",
+        )
+        .bind(runner)
+        .bind(now)
+        .bind(LEASE_MS)
+        .bind(owner)
+        .fetch_all(&db.writer)
+        .await?)
     }
 
     /// A receiver that sees this intent's status changes made in this process.

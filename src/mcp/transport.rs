@@ -39,6 +39,7 @@ pub enum TransportError {
 
 /// Serves one client over stdin/stdout until it disconnects.
 pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> {
+    backends.supervise();
     let service = BankguardServer::new(backends)
         .serve(rmcp::transport::stdio())
         .await
@@ -91,6 +92,7 @@ impl RunningHttp {
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "the MCP endpoint is listening beyond loopback");
         }
+        backends.supervise();
         let stop = CancellationToken::new();
         let router = http_router(backends, config, stop.child_token());
         let shutdown = stop.clone();

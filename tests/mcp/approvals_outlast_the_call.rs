@@ -159,3 +159,31 @@ async fn intents_belong_to_their_holder_and_unknown_ids_are_errors() {
     assert!(is_error(&foreign));
     assert!(text(&foreign).contains("There is no transfer intent"), "{}", text(&foreign));
 }
+
+#[tokio::test]
+async fn a_pending_transfer_outlives_the_server_that_asked_for_it() {
+    let stack = McpStack::start_with(|config, _| config.mcp.max_wait_seconds = 1).await;
+    let before = stack.dev.balances().await;
+
+    // A desktop client starts `bankguard serve` over stdio, asks for a transfer, and quits while it is pending.
+    let log = stack.dev.data_path("serve-stderr.log");
+    let (stdio, _) = stack.stdio_client(&log).await;
+    let pending = structured(&call(&stdio, "transfer_funds", transfer_args(None)).await);
+    assert_eq!(pending["status"], "pending", "{pending}");
+    let intent_id = pending["intent_id"].as_str().unwrap().to_owned();
+    stdio.cancel().await.unwrap();
+
+    // The holder approves after that server is gone; the HTTP server on the same data directory takes the
+    // intent over once the stopped server's lease runs out, and executes the transfer.
+    stack.decide_next("approve", Duration::ZERO).await.unwrap();
+    let (client, _) = stack.http_client().await;
+    let mut answer = status(&client, &intent_id, 30).await;
+    if structured(&answer)["status"] == "pending" {
+        answer = status(&client, &intent_id, 30).await;
+    }
+
+    assert_eq!(structured(&answer)["status"], "completed", "{}", text(&answer));
+    let after = stack.dev.balances().await;
+    assert_eq!((before["acc_alice_chk"].as_str(), after["acc_alice_chk"].as_str()), ("2500.00", "2470.00"));
+    assert_eq!(bank_transfers(&stack).await, 1);
+}

@@ -109,6 +109,7 @@ impl McpStack {
             .env("BANKGUARD_MCP__ISSUER", self.dev.issuer())
             .env("BANKGUARD_MCP__BANK_API_URL", self.dev.bank_api())
             .env("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", self.config.mcp.progress_interval_seconds.to_string())
+            .env("BANKGUARD_MCP__MAX_WAIT_SECONDS", self.config.mcp.max_wait_seconds.to_string())
             .env("RUST_LOG", "debug");
         let (transport, _) =
             TokioChildProcess::builder(command).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap();
