@@ -15,7 +15,7 @@
 //! - [`sqlite`]: how SQLite databases are opened (WAL, migrations, one writer).
 //!
 //! Client side, the product: what an AI client talks to and what it talks to.
-//! - [`mcp`]: the MCP server (rmcp): `list_accounts` and `transfer_funds`, progress, cancellation,
+//! - [`mcp`]: the MCP server (rmcp): `list_accounts`, `transfer_funds`, `get_transfer_status`, progress, cancellation,
 //!   stdio and Streamable HTTP.
 //! - [`ciba`]: the CIBA client that asks the account holder's approval.
 //! - [`bank`]: the typed client of the bank API.

@@ -1,4 +1,4 @@
-//! The MCP server: what AI clients see. Two tools, `list_accounts` and `transfer_funds`, over stdio
+//! The MCP server: what AI clients see. Tools `list_accounts`, `transfer_funds` and `get_transfer_status`, over stdio
 //! or Streamable HTTP, built on rmcp.
 //!
 //! - [`tools`]: one file per tool (description, annotations, schema, validation, call, result).
