@@ -98,10 +98,6 @@ impl BankClient {
         Self { base: base.trim_end_matches('/').to_owned(), http }
     }
 
-    pub fn base_url(&self) -> &str {
-        &self.base
-    }
-
     pub async fn accounts(&self, user: &str, token: &Secret) -> Result<Vec<Account>, BankError> {
         let url = format!("{}/users/{}/accounts", self.base, path_segment(user));
         let list: AccountList = self.send(self.http.get(&url).bearer_auth(token.expose()), &url).await?;

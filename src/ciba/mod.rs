@@ -64,10 +64,6 @@ impl CibaClient {
         Self { settings, http, endpoints: tokio::sync::OnceCell::new() }
     }
 
-    pub fn settings(&self) -> &ProviderSettings {
-        &self.settings
-    }
-
     /// The endpoints, discovered on first use (a provider that starts later is found then).
     async fn endpoints(&self) -> Result<&Endpoints, CibaError> {
         self.endpoints.get_or_try_init(|| discovery::resolve(&self.http, &self.settings)).await

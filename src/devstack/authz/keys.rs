@@ -78,8 +78,4 @@ impl SigningKey {
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
     }
-
-    pub fn kid(&self) -> &str {
-        &self.kid
-    }
 }
