@@ -13,6 +13,7 @@
 //! - [`http_client`]: the one builder of outbound HTTP clients.
 //! - [`secrets`]: random secrets, private files, constant-time comparison.
 //! - [`sqlite`]: how SQLite databases are opened (WAL, migrations, one writer).
+//! - [`clock`]: the one source of time, so tests move a manual clock instead of sleeping.
 //!
 //! Client side, the product: what an AI client talks to and what it talks to.
 //! - [`mcp`]: the MCP server (rmcp): `list_accounts`, `transfer_funds`, `get_transfer_status`, progress, cancellation,
@@ -29,6 +30,7 @@
 
 pub mod authorization_details;
 pub mod bank;
+pub mod clock;
 pub mod ciba;
 pub mod config;
 pub mod devstack;
