@@ -9,6 +9,7 @@ mod http_endpoint_guards;
 mod invalid_transfers_are_refused_before_approval;
 mod listing_accounts;
 mod over_stdio;
+mod the_fault_proxy_injects_real_faults;
 mod tools_are_described;
 mod transfer_outcomes;
 mod waiting_for_the_holder;

@@ -6,10 +6,12 @@
 //!   server never would. The bank API cannot tell it is a test.
 //! - [`dev::Dev`]: the real dev stack (authorization server + bank API) and a CIBA client's calls.
 //! - [`browser::Browser`]: headless Chromium, for the approval page.
+//! - [`fault_proxy::FaultProxy`]: a TCP-level proxy in front of an upstream that injects network faults.
 #![allow(dead_code)]
 
 pub mod browser;
 pub mod dev;
+pub mod fault_proxy;
 pub mod mcp;
 
 use std::collections::BTreeMap;
