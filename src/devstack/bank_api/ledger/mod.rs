@@ -1,7 +1,14 @@
 //! The ledger: SQLite through `sqlx`, the only code that reads or writes the bank's tables.
 //!
-//! Transfers are serialised through the single writer of [`Database`]. A transfer's idempotency check, token replay check, debit, credit,
-//! journal rows and stored response commit in one transaction: either all of it happened or none.
+//! - this file: opening and seeding the ledger, and the reads (accounts, transfers, users);
+//! - [`execute`]: the one write transaction that judges a transfer order and moves money or records a refusal;
+//! - [`recorded`]: what was answered under each Idempotency-Key, as stored and as read back.
+//!
+//! Writes are serialised through the single writer of [`Database`] (`BEGIN IMMEDIATE`), so a decision
+//! taken on rows read inside a write transaction still holds when that transaction writes.
+
+mod execute;
+mod recorded;
 
 use std::path::Path;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,8 +17,11 @@ use serde::Serialize;
 use sqlx::sqlite::SqlitePool;
 
 use crate::devstack::seed::SeedUser;
-use crate::money::{Currency, MinorUnits};
+use crate::money::MinorUnits;
 use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
+
+pub use execute::{Refusal, TransferOrder, TransferOutcome};
+pub use recorded::{RecordedOutcome, RecordedRefusal};
 
 static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/bank_api");
 
@@ -24,16 +34,12 @@ pub enum LedgerError {
     Database(#[from] sqlx::Error),
     #[error(transparent)]
     Open(#[from] DatabaseError),
-    #[error("the source account's balance is lower than the amount")]
-    InsufficientFunds,
-    #[error("the destination account cannot hold this much money")]
-    BalanceOverflow,
+    #[error("the ledger holds a record it cannot read: {0}")]
+    Corrupt(String),
     #[error("this Idempotency-Key was already used for a different transfer")]
     IdempotencyConflict,
-    #[error("this access token has already been used for a transfer")]
+    #[error("this access token has already been used for a transfer request")]
     TokenAlreadyUsed,
-    #[error("account {0} does not exist")]
-    UnknownAccount(String),
 }
 
 #[derive(Clone)]
@@ -54,28 +60,6 @@ pub struct Account {
     pub balance_minor: i64,
 }
 
-/// A transfer the handler has fully validated and authorised, ready to execute.
-#[derive(Debug, Clone)]
-pub struct TransferOrder {
-    pub owner_subject: String,
-    pub idempotency_key: String,
-    pub from_account_id: String,
-    pub to_account_id: String,
-    pub amount: MinorUnits,
-    pub currency: Currency,
-    pub memo: Option<String>,
-    pub client_id: Option<String>,
-    pub token_jti: String,
-}
-
-impl TransferOrder {
-    /// What "the same body" means for idempotency: the parsed terms, so `"25"` and `"25.00"` agree.
-    fn fingerprint(&self) -> String {
-        serde_json::json!([self.from_account_id, self.to_account_id, self.amount.0, self.currency.as_str(), self.memo])
-            .to_string()
-    }
-}
-
 /// A transfer as the API shows it.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
 pub struct TransferView {
@@ -90,15 +74,6 @@ pub struct TransferView {
     pub created_at: String,
     /// The source account's balance right after this transfer.
     pub from_account_balance_after: String,
-}
-
-/// What executing a transfer order produced.
-#[derive(Debug, Clone)]
-pub enum TransferOutcome {
-    /// Money moved now.
-    Executed(TransferView),
-    /// The same order was executed before under this Idempotency-Key; this is its original result.
-    Replayed(TransferView),
 }
 
 #[derive(sqlx::FromRow)]
@@ -187,11 +162,7 @@ impl Ledger {
 
     /// The user's accounts, or `None` if there is no such user.
     pub async fn accounts_of(&self, subject: &str) -> Result<Option<Vec<Account>>, LedgerError> {
-        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE subject = ?")
-            .bind(subject)
-            .fetch_optional(&self.reader)
-            .await?;
-        if known.is_none() {
+        if !self.has_user(subject).await? {
             return Ok(None);
         }
         let accounts = sqlx::query_as("SELECT * FROM accounts WHERE owner_subject = ? ORDER BY id")
@@ -199,6 +170,14 @@ impl Ledger {
             .fetch_all(&self.reader)
             .await?;
         Ok(Some(accounts))
+    }
+
+    pub async fn has_user(&self, subject: &str) -> Result<bool, LedgerError> {
+        let known: Option<i64> = sqlx::query_scalar("SELECT 1 FROM users WHERE subject = ?")
+            .bind(subject)
+            .fetch_optional(&self.reader)
+            .await?;
+        Ok(known.is_some())
     }
 
     pub async fn account(&self, id: &str) -> Result<Option<Account>, LedgerError> {
@@ -209,134 +188,6 @@ impl Ledger {
         let row: Option<TransferRow> =
             sqlx::query_as(TRANSFER_VIEW_QUERY).bind(id).fetch_optional(&self.reader).await?;
         Ok(row.map(TransferRow::into_stored))
-    }
-
-    /// Executes a validated order exactly once per (subject, Idempotency-Key) and per access token.
-    pub async fn execute_transfer(&self, order: &TransferOrder) -> Result<TransferOutcome, LedgerError> {
-        let mut tx = self.writer.begin_with(BEGIN_WRITE).await?;
-
-        let earlier: Option<(String, String)> = sqlx::query_as(
-            "SELECT request_fingerprint, response_body FROM idempotency_keys WHERE owner_subject = ? AND key = ?",
-        )
-        .bind(&order.owner_subject)
-        .bind(&order.idempotency_key)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if let Some((fingerprint, response_body)) = earlier {
-            if fingerprint != order.fingerprint() {
-                return Err(LedgerError::IdempotencyConflict);
-            }
-            let view = serde_json::from_str(&response_body).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-            return Ok(TransferOutcome::Replayed(view));
-        }
-
-        let spent: Option<i64> = sqlx::query_scalar("SELECT 1 FROM transfers WHERE token_jti = ?")
-            .bind(&order.token_jti)
-            .fetch_optional(&mut *tx)
-            .await?;
-        if spent.is_some() {
-            return Err(LedgerError::TokenAlreadyUsed);
-        }
-
-        let amount = order.amount.0;
-        let debited: Option<i64> = sqlx::query_scalar(
-            "UPDATE accounts SET balance_minor = balance_minor - ?1
-             WHERE id = ?2 AND currency = ?3 AND balance_minor >= ?1 RETURNING balance_minor",
-        )
-        .bind(amount)
-        .bind(&order.from_account_id)
-        .bind(order.currency.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(from_balance_after) = debited else {
-            return Err(match self.account_in(&mut tx, &order.from_account_id).await? {
-                None => LedgerError::UnknownAccount(order.from_account_id.clone()),
-                Some(_) => LedgerError::InsufficientFunds,
-            });
-        };
-        // SQLite turns integer overflow into a float, so the bound is checked before adding.
-        let credited: Option<i64> = sqlx::query_scalar(
-            "UPDATE accounts SET balance_minor = balance_minor + ?1
-             WHERE id = ?2 AND currency = ?3 AND balance_minor <= 9223372036854775807 - ?1 RETURNING balance_minor",
-        )
-        .bind(amount)
-        .bind(&order.to_account_id)
-        .bind(order.currency.as_str())
-        .fetch_optional(&mut *tx)
-        .await?;
-        let Some(to_balance_after) = credited else {
-            return Err(match self.account_in(&mut tx, &order.to_account_id).await? {
-                None => LedgerError::UnknownAccount(order.to_account_id.clone()),
-                Some(_) => LedgerError::BalanceOverflow,
-            });
-        };
-
-        let id = format!("trf_{}", uuid::Uuid::now_v7().simple());
-        let created_at_ms = now_ms();
-        sqlx::query(
-            "INSERT INTO transfers (id, owner_subject, from_account_id, to_account_id, amount_minor, currency,
-                                    memo, status, client_id, token_jti, created_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, 'completed', ?, ?, ?)",
-        )
-        .bind(&id)
-        .bind(&order.owner_subject)
-        .bind(&order.from_account_id)
-        .bind(&order.to_account_id)
-        .bind(amount)
-        .bind(order.currency.as_str())
-        .bind(&order.memo)
-        .bind(&order.client_id)
-        .bind(&order.token_jti)
-        .bind(created_at_ms)
-        .execute(&mut *tx)
-        .await?;
-        for (account, delta, balance_after) in
-            [(&order.from_account_id, -amount, from_balance_after), (&order.to_account_id, amount, to_balance_after)]
-        {
-            sqlx::query(
-                "INSERT INTO ledger_entries (transfer_id, account_id, amount_minor, balance_after_minor)
-                 VALUES (?, ?, ?, ?)",
-            )
-            .bind(&id)
-            .bind(account)
-            .bind(delta)
-            .bind(balance_after)
-            .execute(&mut *tx)
-            .await?;
-        }
-
-        let view = TransferRow {
-            id: id.clone(),
-            owner_subject: order.owner_subject.clone(),
-            from_account_id: order.from_account_id.clone(),
-            to_account_id: order.to_account_id.clone(),
-            amount_minor: amount,
-            currency: order.currency.to_string(),
-            memo: order.memo.clone(),
-            status: "completed".to_owned(),
-            created_at_ms,
-            from_account_balance_after: from_balance_after,
-        }
-        .into_stored()
-        .view;
-        sqlx::query(
-            "INSERT INTO idempotency_keys (owner_subject, key, request_fingerprint, transfer_id, response_body)
-             VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(&order.owner_subject)
-        .bind(&order.idempotency_key)
-        .bind(order.fingerprint())
-        .bind(&id)
-        .bind(serde_json::to_string(&view).expect("a TransferView serialises"))
-        .execute(&mut *tx)
-        .await?;
-
-        tx.commit().await?;
-        Ok(TransferOutcome::Executed(view))
-    }
-
-    async fn account_in(&self, tx: &mut sqlx::SqliteConnection, id: &str) -> Result<Option<Account>, LedgerError> {
-        Ok(sqlx::query_as("SELECT * FROM accounts WHERE id = ?").bind(id).fetch_optional(tx).await?)
     }
 }
 
