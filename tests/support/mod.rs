@@ -176,6 +176,19 @@ impl TestIssuer {
         self.sign(&self.approval_claims(subject, transfer), Signing::Rs256)
     }
 
+    /// An approval of `transfer`'s terms that names no `intentId` (it is optional), so the same token can
+    /// be tried under another `Idempotency-Key` and only its `jti` tells the bank it was used.
+    pub fn approval_token_for_any_key(&self, subject: &str, transfer: &Transfer) -> String {
+        let mut claims = self.approval_claims(subject, transfer);
+        claims["authorization_details"][0].as_object_mut().unwrap().remove("intentId");
+        self.sign(&claims, Signing::Rs256)
+    }
+
+    /// A token of `subject` that carries no scope: the user's own token, good for reading their own things.
+    pub fn own_token(&self, subject: &str) -> String {
+        self.sign(&self.claims(subject, "openid"), Signing::Rs256)
+    }
+
     pub fn sign(&self, claims: &Value, signing: Signing) -> String {
         let keys = keys();
         let header = |alg, kid: Option<&str>| Header {
@@ -391,6 +404,21 @@ impl BankStack {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT id, balance_minor FROM accounts").fetch_all(&self.ledger().await).await.unwrap();
         rows.into_iter().collect()
+    }
+
+    /// What the bank answered under `key` to `user`'s requests, asked with the MCP server's read token.
+    pub async fn idempotency_lookup(&self, user: &str, key: &str) -> Reply {
+        self.get(&format!("/api/users/{user}/idempotency-keys/{key}"), Some(&self.issuer.read_token())).await
+    }
+
+    /// How many access tokens the bank has spent, on transfers and on refusals.
+    pub async fn consumed_tokens(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM consumed_tokens").fetch_one(&self.ledger().await).await.unwrap()
+    }
+
+    /// How many outcomes (transfers and refusals) are recorded under Idempotency-Keys.
+    pub async fn recorded_outcomes(&self) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM idempotency_keys").fetch_one(&self.ledger().await).await.unwrap()
     }
 
     pub async fn transfer_rows(&self) -> i64 {

@@ -11,9 +11,11 @@
 //! | `GET /api/accounts/{id}` (a payee: name, masked number, currency) | `read:accounts` |
 //! | `POST /api/transfers` | `create:transfer`, owner `sub`, matching `authorization_details`, unused `jti`, `Idempotency-Key` |
 //! | `GET /api/transfers/{id}` | the owner's token, or `read:accounts` |
+//! | `GET /api/users/{sub}/idempotency-keys/{key}` (what was answered under a key: executed, refused, or 404 nothing) | `sub`'s own token, or `read:accounts` |
 
 mod accounts;
 mod extract;
+mod idempotency;
 pub mod jwks;
 pub mod ledger;
 mod problem;
@@ -27,6 +29,7 @@ use axum::Router;
 use axum::routing::{get, post};
 
 pub use accounts::{AccountList, AccountView};
+pub use idempotency::MAX_IDEMPOTENCY_KEY_LEN;
 pub use ledger::{Ledger, LedgerError, TransferView};
 pub use transfers::{MAX_MEMO_CHARS, REPLAYED_HEADER};
 
@@ -91,6 +94,7 @@ impl BankApi {
             .route("/api/accounts/{id}", get(accounts::payee))
             .route("/api/transfers", post(transfers::create))
             .route("/api/transfers/{id}", get(transfers::get))
+            .route("/api/users/{sub}/idempotency-keys/{key}", get(idempotency::lookup))
             .with_state(self.state.clone())
     }
 }

@@ -2,14 +2,16 @@
 //! bodies, plus an RFC 6750 `WWW-Authenticate: Bearer …` challenge on every 401 and 403.
 //!
 //! Every refusal has a stable `code` in the body (for programs) and a `detail` (for people).
-//! Internal failures are logged with their cause and answered with a generic 500.
+//! Internal failures are logged with their cause and answered with a generic 500. A refusal the
+//! ledger recorded is worded here once ([`RecordedRefusal::from`]) and replayed from the record.
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use super::ledger::LedgerError;
+use super::ledger::{LedgerError, RecordedRefusal, Refusal};
 use super::token::TokenError;
+use super::transfers::REPLAYED_HEADER;
 use crate::authorization_details::BindingMismatch;
 
 /// The realm named in bearer challenges.
@@ -21,7 +23,7 @@ pub enum ApiError {
     MissingToken,
     #[error("{0}")]
     InvalidToken(TokenError),
-    #[error("this access token has already moved money; each approval is good for one transfer")]
+    #[error("this access token has already been used for a transfer request; each approval is good for one")]
     TokenAlreadyUsed,
     #[error("the access token lacks the scope {0}")]
     InsufficientScope(&'static str),
@@ -39,6 +41,9 @@ pub enum ApiError {
     InsufficientFunds,
     #[error("this Idempotency-Key was already used for a different transfer")]
     IdempotencyConflict,
+    /// A refusal recorded under this Idempotency-Key, answered again as first given.
+    #[error("{}", .0.detail)]
+    Replayed(RecordedRefusal),
     #[error("access tokens cannot be checked right now; try again shortly")]
     Unavailable,
     #[error("internal error")]
@@ -64,13 +69,16 @@ impl ApiError {
             Self::NotFound { .. } => StatusCode::NOT_FOUND,
             Self::InsufficientFunds => StatusCode::UNPROCESSABLE_ENTITY,
             Self::IdempotencyConflict => StatusCode::CONFLICT,
+            Self::Replayed(refusal) => {
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+            }
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 
     /// The stable machine-readable code; for token problems, the RFC 6750 error code.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> &str {
         match self {
             Self::MissingToken => "missing_token",
             Self::InvalidToken(_) | Self::TokenAlreadyUsed => "invalid_token",
@@ -80,6 +88,7 @@ impl ApiError {
             Self::BadRequest { code, .. } | Self::NotFound { code, .. } => code,
             Self::InsufficientFunds => "insufficient_funds",
             Self::IdempotencyConflict => "idempotency_key_reused",
+            Self::Replayed(refusal) => &refusal.code,
             Self::Unavailable => "temporarily_unavailable",
             Self::Internal => "internal_error",
         }
@@ -93,6 +102,7 @@ impl ApiError {
             Self::InvalidToken(_) | Self::TokenAlreadyUsed => ("invalid_token", None),
             Self::InsufficientScope(scope) => ("insufficient_scope", Some(*scope)),
             Self::NotOwner(_) | Self::BindingMissing | Self::BindingMismatch(_) => ("insufficient_scope", None),
+            Self::Replayed(refusal) if refusal.status == 403 => ("insufficient_scope", None),
             _ => return None,
         };
         let description = self.to_string().replace(['"', '\\'], "'");
@@ -128,6 +138,9 @@ impl IntoResponse for ApiError {
         if let Some(challenge) = self.challenge().and_then(|c| HeaderValue::from_str(&c).ok()) {
             headers.insert(header::WWW_AUTHENTICATE, challenge);
         }
+        if let Self::Replayed(_) = self {
+            headers.insert(REPLAYED_HEADER, HeaderValue::from_static("true"));
+        }
         response
     }
 }
@@ -144,19 +157,40 @@ impl From<TokenError> for ApiError {
 impl From<LedgerError> for ApiError {
     fn from(error: LedgerError) -> Self {
         match error {
-            LedgerError::InsufficientFunds => Self::InsufficientFunds,
             LedgerError::IdempotencyConflict => Self::IdempotencyConflict,
             LedgerError::TokenAlreadyUsed => Self::TokenAlreadyUsed,
-            LedgerError::UnknownAccount(id) => {
-                Self::not_found("unknown_account", format!("account {id} does not exist"))
-            }
-            LedgerError::BalanceOverflow => {
-                Self::bad_request("amount_over_limit", "the destination account cannot hold this much money")
-            }
-            LedgerError::Database(_) | LedgerError::Open(_) => {
+            LedgerError::Database(_) | LedgerError::Open(_) | LedgerError::Corrupt(_) => {
                 tracing::error!(%error, "ledger failure");
                 Self::Internal
             }
         }
+    }
+}
+
+impl From<Refusal> for ApiError {
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::OverLimit { maximum, currency } => Self::bad_request(
+                "amount_over_limit",
+                format!("the amount exceeds the per-transfer maximum of {maximum} {currency}"),
+            ),
+            Refusal::UnknownAccount(id) => Self::not_found("unknown_account", format!("there is no account {id:?}")),
+            Refusal::NotOwner => Self::NotOwner("the source account"),
+            Refusal::CurrencyMismatch { account, holds, asked } => {
+                Self::bad_request("currency_mismatch", format!("account {account} holds {holds}, not {asked}"))
+            }
+            Refusal::InsufficientFunds => Self::InsufficientFunds,
+            Refusal::BalanceOverflow => {
+                Self::bad_request("amount_over_limit", "the destination account cannot hold this much money")
+            }
+        }
+    }
+}
+
+/// How a refusal is recorded: exactly as it is answered the first time.
+impl From<&Refusal> for RecordedRefusal {
+    fn from(refusal: &Refusal) -> Self {
+        let answer = ApiError::from(refusal.clone());
+        Self { status: answer.status().as_u16(), code: answer.code().to_owned(), detail: answer.to_string() }
     }
 }

@@ -1,10 +1,20 @@
 //! `POST /api/transfers` and `GET /api/transfers/{id}`.
 //!
-//! A transfer is refused unless, in this order: the token is genuine; it carries `create:transfer`;
-//! the body is a valid transfer (exact amount within limits, short printable memo, two different
-//! accounts); an `Idempotency-Key` is given; both accounts exist in the body's currency; the token's
-//! subject owns the source account; and the token's `payment_initiation` detail describes exactly
-//! this transfer. The ledger then executes it once per key and once per token, or not at all.
+//! A transfer request goes through two gates.
+//!
+//! **The request** is checked first, in this order: the token is genuine; it carries `create:transfer`;
+//! the body is a well-formed transfer (exact positive amount, short printable memo, two different
+//! accounts, a currency code); an `Idempotency-Key` is given; and the token's `payment_initiation`
+//! detail describes exactly this transfer under this key. A refusal here consumes nothing and records
+//! nothing: the token can still be used for the transfer it approves.
+//!
+//! **The bank** then judges the approved transfer against the world, in one ledger transaction (see
+//! [`super::ledger`]): first, what was answered earlier under the same key (same body: that answer
+//! again, with `Idempotent-Replayed: true`, whatever token is sent; another body: `409`); then whether
+//! the token was already used (`401`); then the per-transfer maximum, both accounts, ownership of the
+//! source, currencies, balance. From here every outcome is final: the money moves, or the refusal
+//! (`amount_over_limit`, `unknown_account`, `not_owner`, `currency_mismatch`, `insufficient_funds`) is
+//! recorded under the key; either way the token is consumed and can never be used again.
 
 use std::sync::Arc;
 
@@ -16,7 +26,8 @@ use serde::Deserialize;
 
 use super::AppState;
 use super::extract::{Bearer, JsonBody};
-use super::ledger::{TransferOrder, TransferOutcome};
+use super::idempotency::IdempotencyKey;
+use super::ledger::{TransferOrder, TransferOutcome, TransferView};
 use super::problem::ApiError;
 use super::token::AccessToken;
 use crate::authorization_details::TransferTerms;
@@ -25,8 +36,6 @@ use crate::scopes::{CREATE_TRANSFER, READ_ACCOUNTS};
 
 /// Longest memo, in characters.
 pub const MAX_MEMO_CHARS: usize = 140;
-/// Longest `Idempotency-Key`, in bytes.
-pub const MAX_IDEMPOTENCY_KEY_LEN: usize = 255;
 /// Set on a response that repeats an earlier one for the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
@@ -55,32 +64,15 @@ pub async fn create(
     JsonBody(request): JsonBody<TransferRequest>,
 ) -> Result<Response, ApiError> {
     let token = bearer.with_scope(CREATE_TRANSFER)?;
-    let valid = validate(&request, state.max_transfer)?;
-    let idempotency_key = idempotency_key(&headers)?;
-
-    let from = state.ledger.account(&request.from_account_id).await?;
-    let from = from.ok_or_else(|| unknown_account(&request.from_account_id))?;
-    let to = state.ledger.account(&request.to_account_id).await?;
-    let to = to.ok_or_else(|| unknown_account(&request.to_account_id))?;
-    if from.owner_subject != token.subject {
-        return Err(ApiError::NotOwner("the source account"));
-    }
-    for account in [&from, &to] {
-        if account.currency != valid.currency.as_str() {
-            return Err(ApiError::bad_request(
-                "currency_mismatch",
-                format!("account {} holds {}, not {}", account.id, account.currency, valid.currency),
-            ));
-        }
-    }
-
+    let valid = validate(&request)?;
+    let idempotency_key = IdempotencyKey::from_headers(&headers)?;
     let terms = TransferTerms {
         from_account_id: &request.from_account_id,
         to_account_id: &request.to_account_id,
         amount: valid.amount,
         currency: valid.currency,
         memo: request.memo.as_deref(),
-        intent_id: &idempotency_key,
+        intent_id: idempotency_key.as_str(),
     };
     if state.require_transaction_binding {
         check_binding(&token, &terms)?;
@@ -88,7 +80,7 @@ pub async fn create(
 
     let order = TransferOrder {
         owner_subject: token.subject.clone(),
-        idempotency_key: idempotency_key.clone(),
+        idempotency_key: idempotency_key.into_string(),
         from_account_id: request.from_account_id,
         to_account_id: request.to_account_id,
         amount: valid.amount,
@@ -97,14 +89,24 @@ pub async fn create(
         client_id: token.client_id.clone(),
         token_jti: token.jti.clone(),
     };
-    let (status, view, replayed) = match state.ledger.execute_transfer(&order).await? {
+    match state.ledger.execute_transfer(&order, state.max_transfer).await? {
         TransferOutcome::Executed(view) => {
             tracing::info!(transfer = %view.id, amount = %view.amount, currency = %view.currency, "transfer executed");
-            (StatusCode::CREATED, view, false)
+            created(&view, false)
         }
-        TransferOutcome::Replayed(view) => (StatusCode::CREATED, view, true),
-    };
-    let mut response = (status, Json(&view)).into_response();
+        TransferOutcome::Replayed(view) => created(&view, true),
+        TransferOutcome::Refused(refusal) => {
+            let refusal = ApiError::from(refusal);
+            tracing::info!(code = refusal.code(), "transfer refused; its token is consumed");
+            Err(refusal)
+        }
+        TransferOutcome::ReplayedRefusal(refusal) => Err(ApiError::Replayed(refusal)),
+    }
+}
+
+/// `201 Created` with the transfer, first given now or `replayed` from its first execution.
+fn created(view: &TransferView, replayed: bool) -> Result<Response, ApiError> {
+    let mut response = (StatusCode::CREATED, Json(view)).into_response();
     let location = HeaderValue::from_str(&format!("/api/transfers/{}", view.id)).map_err(|_| ApiError::Internal)?;
     response.headers_mut().insert(header::LOCATION, location);
     if replayed {
@@ -129,19 +131,14 @@ pub async fn get(
     Ok(Json(transfer.view).into_response())
 }
 
-fn validate(request: &TransferRequest, max_transfer: MinorUnits) -> Result<ValidRequest, ApiError> {
+/// The checks that need no database; the bank's own limits are judged later, by the ledger.
+fn validate(request: &TransferRequest) -> Result<ValidRequest, ApiError> {
     let currency: Currency =
         request.currency.parse().map_err(|e: MoneyError| ApiError::bad_request("invalid_currency", e.to_string()))?;
     let amount = MinorUnits::parse_decimal(&request.amount)
         .map_err(|e| ApiError::bad_request("invalid_amount", e.to_string()))?;
     if !amount.is_positive() {
         return Err(ApiError::bad_request("invalid_amount", "the amount must be greater than zero"));
-    }
-    if amount > max_transfer {
-        return Err(ApiError::bad_request(
-            "amount_over_limit",
-            format!("the amount exceeds the per-transfer maximum of {max_transfer} {currency}"),
-        ));
     }
     if request.from_account_id == request.to_account_id {
         return Err(ApiError::bad_request("same_account", "the source and destination accounts are the same"));
@@ -160,24 +157,6 @@ fn validate(request: &TransferRequest, max_transfer: MinorUnits) -> Result<Valid
     Ok(ValidRequest { amount, currency })
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let Some(value) = headers.get("idempotency-key") else {
-        return Err(ApiError::bad_request(
-            "missing_idempotency_key",
-            "send an Idempotency-Key header so a retried request cannot move money twice",
-        ));
-    };
-    let key = value.to_str().unwrap_or_default();
-    let visible_ascii = key.bytes().all(|b| b.is_ascii_graphic());
-    if key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_LEN || !visible_ascii {
-        return Err(ApiError::bad_request(
-            "invalid_idempotency_key",
-            format!("the Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LEN} visible ASCII characters"),
-        ));
-    }
-    Ok(key.to_owned())
-}
-
 /// Exactly one `payment_initiation` detail, describing exactly these terms.
 fn check_binding(token: &AccessToken, terms: &TransferTerms<'_>) -> Result<(), ApiError> {
     let details = token.payment_initiations().map_err(|_| ApiError::BindingMissing)?;
@@ -185,8 +164,4 @@ fn check_binding(token: &AccessToken, terms: &TransferTerms<'_>) -> Result<(), A
         return Err(ApiError::BindingMissing);
     };
     detail.check_matches(terms).map_err(ApiError::BindingMismatch)
-}
-
-fn unknown_account(id: &str) -> ApiError {
-    ApiError::not_found("unknown_account", format!("there is no account {id:?}"))
 }
