@@ -30,8 +30,8 @@
 
 pub mod authorization_details;
 pub mod bank;
-pub mod clock;
 pub mod ciba;
+pub mod clock;
 pub mod config;
 pub mod devstack;
 pub mod http_client;
