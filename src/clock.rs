@@ -123,6 +123,12 @@ impl ManualClock {
     pub fn set(&self, to: Millis) {
         self.now.send_replace(to);
     }
+
+    /// How many sleeps on this clock are waiting right now; a test moves the clock once the code
+    /// it drives has gone to sleep, so no time passes while that code is busy.
+    pub fn sleepers(&self) -> usize {
+        self.now.receiver_count()
+    }
 }
 
 impl TimeSource for ManualClock {

@@ -25,15 +25,20 @@ pub async fn resolve(http: &reqwest::Client, settings: &ProviderSettings) -> Res
     }
     let url = format!("{}/.well-known/openid-configuration", settings.issuer.trim_end_matches('/'));
     let unusable = |reason: String| CibaError::Discovery { url: url.clone(), reason };
-    let response = http
-        .get(&url)
-        .send()
-        .await
-        .map_err(|e| CibaError::Unreachable { url: url.clone(), reason: crate::http_client::reason(&e) })?;
+    let unreachable =
+        |e: reqwest::Error| CibaError::Unreachable { url: url.clone(), reason: crate::http_client::reason(&e) };
+    let response = http.get(&url).send().await.map_err(unreachable)?;
+    let status = response.status().as_u16();
     if !response.status().is_success() {
-        return Err(CibaError::BadResponse { url, status: response.status().as_u16() });
+        return Err(CibaError::BadResponse { url, status });
     }
-    let metadata: Metadata = response.json().await.map_err(|e| unusable(e.to_string()))?;
+    let body = response.bytes().await.map_err(unreachable)?;
+    let metadata: Metadata = serde_json::from_slice(&body).map_err(|e| match e.classify() {
+        // Well-formed JSON of the wrong shape: this is not an OpenID provider's document.
+        serde_json::error::Category::Data => unusable(e.to_string()),
+        // Cut short or garbled in transit: an answer that did not arrive, worth asking again.
+        _ => CibaError::BadResponse { url: url.clone(), status },
+    })?;
     if metadata.issuer != settings.issuer {
         return Err(unusable(format!("it names issuer {:?}, not {:?}", metadata.issuer, settings.issuer)));
     }

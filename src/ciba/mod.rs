@@ -6,7 +6,7 @@
 //! - [`request`]: the backchannel authentication request (`/bc-authorize`);
 //! - [`wait`]: polling the token endpoint (interval, `slow_down`, expiry) and waking on a ping;
 //! - [`client_credentials`]: the server's own token for reading accounts, cached;
-//! - [`types`] and [`error`]: typed values and failures.
+//! - [`types`] and [`error`]: typed values and failures, each failure transient or final.
 //!
 //! Client authentication is `client_secret_basic` or `client_secret_post`, whichever the client is
 //! registered for. Secrets and tokens are [`types::Secret`]s and are never logged.
@@ -44,7 +44,9 @@ pub struct CibaClient {
     endpoints: tokio::sync::OnceCell<Endpoints>,
 }
 
-/// An answer from the provider: the success body, or its OAuth error with any `Retry-After`.
+/// An answer from the provider: the success body, or its OAuth error with any `Retry-After`. Anything
+/// else (no answer, a body that does not parse) is a [`CibaError`] that keeps the HTTP status, so
+/// [`CibaError::is_transient`] can tell "not now" from "no".
 pub enum ProviderAnswer<T> {
     Success(T),
     Refused { refusal: ProviderRefusal, retry_after: Option<u64>, interval: Option<u64> },
@@ -110,7 +112,11 @@ impl CibaClient {
         }
         match serde_json::from_slice::<ErrorBody>(&body) {
             Ok(error) => Ok(ProviderAnswer::Refused {
-                refusal: ProviderRefusal { error: error.error, description: error.error_description },
+                refusal: ProviderRefusal {
+                    status: status.as_u16(),
+                    error: error.error,
+                    description: error.error_description,
+                },
                 retry_after,
                 interval: error.interval,
             }),

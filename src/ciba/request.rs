@@ -1,6 +1,6 @@
 //! The backchannel authentication request (CIBA Core §7.1) and its acknowledgement (§7.3).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use serde_json::Value;
@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::error::CibaError;
 use super::types::{AuthReqId, BindingMessage, LoginHint, Secret};
 use super::{CibaClient, ProviderAnswer};
+use crate::clock::{Clock, Millis};
 
 /// CIBA Core §7.3: without an `interval`, poll every 5 seconds.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(5);
@@ -31,7 +32,9 @@ pub struct ApprovalRequest {
 #[derive(Debug, Clone)]
 pub struct StartedApproval {
     pub auth_req_id: AuthReqId,
-    pub expires_at: Instant,
+    /// When the provider stops accepting a decision: the time the request was sent plus `expires_in`,
+    /// on the [`Clock`] it was sent by (so an answer that took long never extends it).
+    pub expires_at: Millis,
     pub expires_in: Duration,
     pub interval: Duration,
 }
@@ -45,8 +48,11 @@ struct Acknowledgement {
 }
 
 impl CibaClient {
-    /// Sends the backchannel authentication request.
-    pub async fn start(&self, request: &ApprovalRequest) -> Result<StartedApproval, CibaError> {
+    /// Sends the backchannel authentication request, once. A [transient](CibaError::is_transient)
+    /// failure may mean the provider accepted it and the holder is being asked anyway; resending is
+    /// the caller's choice (safe against a provider that treats an identical request as a retry, as
+    /// the dev provider does; Auth0 would ask the holder twice).
+    pub async fn start(&self, request: &ApprovalRequest, clock: &Clock) -> Result<StartedApproval, CibaError> {
         let url = self.endpoints().await?.backchannel_authentication.clone();
         let mut form = vec![
             ("scope", request.scope.clone()),
@@ -65,13 +71,13 @@ impl CibaClient {
         if let Some(token) = &request.client_notification_token {
             form.push(("client_notification_token", token.expose().to_owned()));
         }
-        let sent_at = Instant::now();
+        let sent_at = clock.now();
         match self.post_form::<Acknowledgement>(&url, form).await? {
             ProviderAnswer::Success(ack) => {
                 let expires_in = Duration::from_secs(ack.expires_in);
                 Ok(StartedApproval {
                     auth_req_id: AuthReqId::new(ack.auth_req_id),
-                    expires_at: sent_at + expires_in,
+                    expires_at: sent_at.plus(expires_in),
                     expires_in,
                     interval: ack.interval.map_or(DEFAULT_INTERVAL, Duration::from_secs),
                 })

@@ -2,8 +2,18 @@
 //! grow the interval by 5 s for good on `slow_down` (or more, if `Retry-After` or the body's
 //! `interval` says so), stop at expiry, wake early on a ping, and never have two polls in flight:
 //! the loop sends one request at a time and waits for its answer.
+//!
+//! **Transient is not final.** A poll that gets no answer, a 5xx or 429, a success whose body is cut
+//! short, or `temporarily_unavailable` / `server_error` decided nothing: the holder may still approve
+//! on their device. Such a poll is retried with exponential backoff (the first retry after the current
+//! interval, then doubling, at most [`MAX_BACKOFF`] or the interval if that is longer, never before a
+//! `Retry-After`) until the request expires. Only a protocol answer ends the wait early: approval,
+//! `access_denied`, `expired_token`, `invalid_grant` (its own outcome, [`ApprovalOutcome::GrantInvalid`])
+//! or another OAuth error code (an `Err` with [`CibaError::Refused`]).
+//!
+//! Every sleep and deadline is on the caller's [`Clock`], so tests drive the loop without sleeping.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::Deserialize;
 use tokio::sync::Notify;
@@ -13,11 +23,12 @@ use super::error::CibaError;
 use super::request::StartedApproval;
 use super::types::{AuthReqId, Secret};
 use super::{CibaClient, ProviderAnswer};
+use crate::clock::Clock;
 
 /// CIBA Core §11: `slow_down` adds at least this much to this and every later interval.
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
-/// Consecutive unreachable polls tolerated before the wait fails.
-const MAX_UNREACHABLE_POLLS: u32 = 3;
+/// The longest pause between retries of a failed poll, unless the interval itself is longer.
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
 /// The tokens an approval produced. The access token is a [`Secret`]: it goes to the bank and nowhere else.
@@ -39,9 +50,14 @@ impl std::fmt::Debug for IssuedTokens {
 #[derive(Debug)]
 pub enum ApprovalOutcome {
     Approved(IssuedTokens),
-    /// The holder declined (Auth0 also says this for an expired request; see [`wait`]).
+    /// The holder declined (Auth0 also says this for an expired request; see [`CibaClient::wait`]).
     Denied,
     Expired,
+    /// `invalid_grant`: the provider does not know this `auth_req_id` for this client, or it was
+    /// already exchanged. After a poll whose answer was lost this can mean the request **was approved**
+    /// and its tokens went out in that lost answer: nothing can redeem it now, and it must not be
+    /// reported as a denial. Its own outcome so callers can say exactly that.
+    GrantInvalid,
     /// The caller gave up (`notifications/cancelled`); no token is redeemed after this.
     Cancelled,
 }
@@ -49,21 +65,38 @@ pub enum ApprovalOutcome {
 /// One token request's answer.
 enum Poll {
     Pending,
-    SlowDown { at_least: Duration },
+    SlowDown {
+        at_least: Duration,
+    },
+    /// Nothing was decided and nothing was said: try again later (not before `retry_after`, if given).
+    Unavailable {
+        error: CibaError,
+        retry_after: Option<Duration>,
+    },
     Done(ApprovalOutcome),
 }
 
+/// The pause after `failures` consecutive transient failures: the interval, doubling with each
+/// failure, at most [`MAX_BACKOFF`] (or the interval, if that is longer).
+pub fn backoff(interval: Duration, failures: u32) -> Duration {
+    let doublings = failures.saturating_sub(1).min(31);
+    interval.saturating_mul(1 << doublings).min(interval.max(MAX_BACKOFF))
+}
+
 impl CibaClient {
-    /// Waits until the request is decided, expires or `cancel` fires.
+    /// Waits until the request is decided, expires or `cancel` fires. Transient failures are retried
+    /// until expiry (see the module doc); the only `Err` is a final protocol refusal other than
+    /// `invalid_grant`, such as `unauthorized_client`, `invalid_client` or `invalid_request`.
     pub async fn wait(
         &self,
         started: &StartedApproval,
         ping: Option<&Notify>,
         cancel: &CancellationToken,
+        clock: &Clock,
     ) -> Result<ApprovalOutcome, CibaError> {
         let mut interval = started.interval;
-        let mut unreachable = 0;
-        let mut next_poll = Instant::now() + interval;
+        let mut failures = 0;
+        let mut next_poll = clock.now().plus(interval);
         loop {
             let woken_by_ping = async {
                 match ping {
@@ -71,17 +104,16 @@ impl CibaClient {
                     None => std::future::pending().await,
                 }
             };
-            let deadline = next_poll.min(started.expires_at);
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Ok(ApprovalOutcome::Cancelled),
                 () = woken_by_ping => {}
-                () = tokio::time::sleep_until(deadline.into()) => {}
+                () = clock.sleep_until(next_poll.min(started.expires_at)) => {}
             }
             if cancel.is_cancelled() {
                 return Ok(ApprovalOutcome::Cancelled);
             }
-            if Instant::now() >= started.expires_at {
+            if clock.now() >= started.expires_at {
                 return Ok(ApprovalOutcome::Expired);
             }
             let answer = self.poll(&started.auth_req_id).await;
@@ -89,36 +121,58 @@ impl CibaClient {
                 // Whatever the answer, a cancelled call redeems nothing.
                 return Ok(ApprovalOutcome::Cancelled);
             }
-            match answer {
-                Ok(Poll::Pending) => unreachable = 0,
-                Ok(Poll::SlowDown { at_least }) => {
-                    unreachable = 0;
+            let pause = match answer? {
+                Poll::Pending => {
+                    failures = 0;
+                    interval
+                }
+                Poll::SlowDown { at_least } => {
+                    failures = 0;
                     interval = (interval + SLOW_DOWN_STEP).max(at_least);
                     tracing::debug!(interval_seconds = interval.as_secs(), "provider asked to slow down");
+                    interval
                 }
-                Ok(Poll::Done(ApprovalOutcome::Denied)) if Instant::now() >= started.expires_at => {
+                Poll::Unavailable { error, retry_after } => {
+                    failures += 1;
+                    let pause = backoff(interval, failures).max(retry_after.unwrap_or_default());
+                    tracing::warn!(
+                        %error,
+                        failures,
+                        retry_in_seconds = pause.as_secs(),
+                        "a poll for the approval failed; nothing was decided, trying again"
+                    );
+                    pause
+                }
+                Poll::Done(ApprovalOutcome::Denied) if clock.now() >= started.expires_at => {
                     return Ok(ApprovalOutcome::Expired);
                 }
-                Ok(Poll::Done(outcome)) => return Ok(outcome),
-                Err(CibaError::Unreachable { url, reason }) => {
-                    unreachable += 1;
-                    if unreachable >= MAX_UNREACHABLE_POLLS {
-                        return Err(CibaError::Unreachable { url, reason });
-                    }
-                    tracing::warn!(%url, %reason, "a poll failed; trying again at the next interval");
-                }
-                Err(other) => return Err(other),
-            }
-            next_poll = Instant::now() + interval;
+                Poll::Done(outcome) => return Ok(outcome),
+            };
+            next_poll = clock.now().plus(pause);
         }
     }
 
-    /// One token request for `auth_req_id`.
+    /// One token request for `auth_req_id`. `Err` only for a final refusal.
     async fn poll(&self, auth_req_id: &AuthReqId) -> Result<Poll, CibaError> {
-        let url = self.endpoints().await?.token.clone();
+        let unavailable = |error: CibaError| {
+            if error.is_transient() { Ok(Poll::Unavailable { error, retry_after: None }) } else { Err(error) }
+        };
+        // Resolved by `start` already, unless this process resumed a wait another one began.
+        let url = match self.endpoints().await {
+            Ok(endpoints) => endpoints.token.clone(),
+            Err(error) => return unavailable(error),
+        };
         let form = vec![("grant_type", CIBA_GRANT.to_owned()), ("auth_req_id", auth_req_id.as_str().to_owned())];
-        match self.post_form::<IssuedTokens>(&url, form).await? {
+        let answer = match self.post_form::<IssuedTokens>(&url, form).await {
+            Ok(answer) => answer,
+            Err(error) => return unavailable(error),
+        };
+        match answer {
             ProviderAnswer::Success(tokens) => Ok(Poll::Done(ApprovalOutcome::Approved(tokens))),
+            ProviderAnswer::Refused { refusal, retry_after, .. } if refusal.is_transient() => Ok(Poll::Unavailable {
+                error: CibaError::Refused(refusal),
+                retry_after: retry_after.map(Duration::from_secs),
+            }),
             ProviderAnswer::Refused { refusal, retry_after, interval } => match refusal.error.as_str() {
                 "authorization_pending" => Ok(Poll::Pending),
                 "slow_down" => Ok(Poll::SlowDown {
@@ -126,8 +180,12 @@ impl CibaClient {
                 }),
                 "access_denied" => Ok(Poll::Done(ApprovalOutcome::Denied)),
                 "expired_token" => Ok(Poll::Done(ApprovalOutcome::Expired)),
+                "invalid_grant" => Ok(Poll::Done(ApprovalOutcome::GrantInvalid)),
                 _ => Err(CibaError::Refused(refusal)),
             },
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -62,7 +62,7 @@ pub async fn start(backends: &Arc<Backends>, intent: &TransferIntent) -> Result<
         authorization_details: Some(intent.authorization_details()),
         client_notification_token: notification_token,
     };
-    let started = match backends.ciba.start(&request).await {
+    let started = match backends.ciba.start(&request, &crate::clock::Clock::system()).await {
         Ok(started) => started,
         Err(error) => {
             let reason = error.to_string();
@@ -90,7 +90,8 @@ fn spawn_runner(
     backends.running.cancels.lock().expect("running approvals").insert(intent.id.clone(), cancel.clone());
     tokio::spawn(async move {
         let notify = ping.as_ref().map(|registration| registration.notify.as_ref());
-        let wait = backends.ciba.wait(&started, notify, &cancel);
+        let clock = crate::clock::Clock::system();
+        let wait = backends.ciba.wait(&started, notify, &cancel, &clock);
         tokio::pin!(wait);
         let mut renew = tokio::time::interval(RENEW_LEASE_EVERY);
         let outcome = loop {
@@ -161,7 +162,7 @@ fn resume(record: &IntentRecord) -> Option<(TransferIntent, StartedApproval)> {
     let left = Duration::from_millis((record.expires_at_ms? - now_ms()).max(0) as u64);
     let started = StartedApproval {
         auth_req_id: AuthReqId::new(record.auth_req_id.clone()?),
-        expires_at: Instant::now() + left,
+        expires_at: crate::clock::Millis(record.expires_at_ms?),
         expires_in: left,
         interval: Duration::from_secs(record.interval_seconds?.max(1) as u64),
     };
@@ -206,6 +207,11 @@ async fn conclude(
             (IntentStatus::Expired, None, Some("the approval request expired before it was approved".into()))
         }
         Ok(ApprovalOutcome::Cancelled) => cancelled(reference),
+        Ok(ApprovalOutcome::GrantInvalid) => {
+            tracing::warn!(%reference, "the provider no longer knows the approval request");
+            let reason = "the provider no longer accepts this approval request (invalid_grant); no money moved";
+            (IntentStatus::Failed, None, Some(reason.into()))
+        }
         Err(error) => {
             tracing::warn!(%reference, %error, "waiting for the approval failed");
             (IntentStatus::Failed, None, Some(error.to_string()))
