@@ -1,5 +1,5 @@
-//! What the tools talk to, built once from configuration: the CIBA client, the bank client, the
-//! server's own read token, and the settings of every approval request.
+//! What the tools talk to, built once from configuration: the bank (with the server's own read
+//! token), the transfer lifecycle's runner and store, and the limits every call observes.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -8,38 +8,37 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::approval::RunningApprovals;
-use super::intents::Intents;
+use super::bank_access::BankAccess;
+use super::lifecycle::{ApprovalSettings, IntentStore, Runner, StoreError};
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::{LoginHint, Secret};
 use crate::ciba::{CibaClient, ProviderSettings};
+use crate::clock::Clock;
 use crate::config::{Config, DeliveryMode, LoginHintFormat};
 use crate::money::MinorUnits;
 
 pub struct Backends {
-    pub ciba: CibaClient,
-    pub bank: BankClient,
-    pub read_token: ClientCredentialsCache,
     /// The account holder this server acts for.
     pub user: String,
-    pub login_hint: LoginHint,
-    pub audience: Option<String>,
-    /// The scope of every approval request, `openid` included.
-    pub approval_scope: String,
-    pub requested_expiry: u64,
+    pub bank: Arc<BankAccess>,
+    /// Carries every transfer intent of this process through its lifecycle.
+    pub runner: Arc<Runner>,
+    pub limits: Limits,
+    /// Present in ping mode: wakes the wait of the request whose notification token a ping carries.
+    pub pings: Option<PingWaiters>,
+    started: tokio::sync::OnceCell<()>,
+}
+
+/// What every tool call observes.
+#[derive(Debug, Clone)]
+pub struct Limits {
     pub max_transfer: MinorUnits,
     pub progress_interval: Duration,
     /// The longest one tool call waits before answering "pending".
     pub max_wait: Duration,
-    /// Every transfer this server asked approval for, and the waits it is running.
-    pub intents: Intents,
-    pub running: RunningApprovals,
-    /// This process's name on the leases of the intents it waits for.
-    pub runner: String,
-    supervising: std::sync::atomic::AtomicBool,
-    /// Present in ping mode: wakes the wait of the request whose notification token a ping carries.
-    pub pings: Option<PingWaiters>,
+    /// The lifetime asked for every approval request.
+    pub requested_expiry: Duration,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +54,8 @@ pub enum BackendsError {
     HttpClient(#[from] reqwest::Error),
     #[error("ping delivery needs the HTTP transport: the provider must be able to call this server")]
     PingNeedsHttp,
+    #[error(transparent)]
+    Store(#[from] StoreError),
 }
 
 /// The embedded authorization server's credentials file for the MCP client.
@@ -62,6 +63,10 @@ const EMBEDDED_CLIENT_FILE: &str = "mcp-client.json";
 
 impl Backends {
     pub fn from_config(config: &Config, http_transport: bool) -> Result<Self, BackendsError> {
+        Self::with_clock(config, http_transport, Clock::system())
+    }
+
+    pub fn with_clock(config: &Config, http_transport: bool, clock: Clock) -> Result<Self, BackendsError> {
         let mcp = &config.mcp;
         if mcp.delivery_mode == DeliveryMode::Ping && !http_transport {
             return Err(BackendsError::PingNeedsHttp);
@@ -82,32 +87,58 @@ impl Backends {
             LoginHintFormat::Plain => LoginHint::plain(&mcp.user),
             LoginHintFormat::IssSub => LoginHint::iss_sub(&issuer, &mcp.user),
         };
-        Ok(Self {
-            ciba: CibaClient::new(settings, http.clone()),
-            bank: BankClient::new(&config.mcp_bank_api_url(), http),
-            read_token: ClientCredentialsCache::new(audience.clone(), &mcp.read_scope),
-            approval_scope: format!("openid {}", mcp.transfer_scope),
-            user: mcp.user.clone(),
+        let ciba = Arc::new(CibaClient::new(settings, http.clone()));
+        let bank = Arc::new(BankAccess::new(
+            BankClient::new(&config.mcp_bank_api_url(), http),
+            ciba.clone(),
+            ClientCredentialsCache::new(audience.clone(), &mcp.read_scope),
+        ));
+        let requested_expiry = Duration::from_secs(mcp.requested_expiry_seconds);
+        let approval = ApprovalSettings {
+            scope: format!("openid {}", mcp.transfer_scope),
             login_hint,
             audience,
-            requested_expiry: mcp.requested_expiry_seconds,
-            max_transfer: mcp.max_transfer(),
-            progress_interval: Duration::from_secs(mcp.progress_interval_seconds),
-            max_wait: Duration::from_secs(mcp.max_wait_seconds),
-            intents: Intents::new(config.data_dir.clone()),
-            running: RunningApprovals::default(),
-            runner: format!("run_{}", uuid::Uuid::new_v4().simple()),
-            supervising: std::sync::atomic::AtomicBool::new(false),
-            pings: (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default),
+            requested_expiry,
+        };
+        let pings = (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default);
+        let store = Arc::new(IntentStore::new(config.data_dir.clone(), clock));
+        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, pings.clone()));
+        Ok(Self {
+            user: mcp.user.clone(),
+            bank,
+            runner,
+            limits: Limits {
+                max_transfer: mcp.max_transfer(),
+                progress_interval: Duration::from_secs(mcp.progress_interval_seconds),
+                max_wait: Duration::from_secs(mcp.max_wait_seconds),
+                requested_expiry,
+            },
+            pings,
+            started: tokio::sync::OnceCell::new(),
         })
     }
-}
 
-impl Backends {
-    /// Starts taking over intents whose runner stopped (once per process; later calls do nothing).
-    pub fn supervise(self: &Arc<Self>) {
-        if !self.supervising.swap(true, std::sync::atomic::Ordering::SeqCst) {
-            tokio::spawn(super::approval::supervise(self.clone()));
+    pub fn store(&self) -> &Arc<IntentStore> {
+        self.runner.store()
+    }
+
+    /// Opens the intent store, writes this process's first heartbeat, and starts taking over the
+    /// holder's intents whose runner stopped (once per process; later calls do nothing).
+    pub async fn start(&self) -> Result<(), BackendsError> {
+        self.started
+            .get_or_try_init(|| async {
+                self.store().open().await?;
+                self.runner.start(&self.user).await?;
+                Ok::<(), BackendsError>(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Stops the runner and hands its open intents back for another server to take at once.
+    pub async fn shutdown(&self) {
+        if self.started.initialized() {
+            self.runner.shutdown().await;
         }
     }
 }

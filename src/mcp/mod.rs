@@ -3,20 +3,24 @@
 //!
 //! - [`tools`]: one file per tool (description, annotations, schema, validation, call, result).
 //! - [`intent`]: a validated transfer and everything derived from it for the approval.
-//! - [`intents`]: the record of every transfer intent (SQLite), which outlives tool calls.
-//! - [`approval`]: asking the provider, the background wait, executing the approved transfer.
-//! - [`progress`]: progress notifications while the holder decides.
-//! - [`backends`]: the CIBA client, the bank client and the settings, built from configuration.
+//! - [`lifecycle`]: the transfer intent's states, their one transition function, their store, and
+//!   the runner that carries each intent from the approval request to the bank's answer.
+//! - [`follow`] and [`progress`]: a tool call watching an intent, with progress notifications.
+//! - [`cancellation`]: explicit cancellations, stored before they are let go.
+//! - [`bank_access`]: the bank with the server's own read token.
+//! - [`backends`]: all of the above, built from configuration.
 //! - [`transport`]: stdio, and Streamable HTTP on loopback with `Host`/`Origin` checks and the
 //!   CIBA ping endpoint.
 //!
 //! Client side only: it reaches the provider and the bank over HTTP and never imports `devstack`.
 //! The model only ever sees tool results; the issued access token stays inside [`tools::transfer_funds`].
 
-pub mod approval;
 pub mod backends;
+pub mod bank_access;
+pub mod cancellation;
+pub mod follow;
 pub mod intent;
-pub mod intents;
+pub mod lifecycle;
 pub mod progress;
 pub mod tools;
 pub mod transport;
@@ -24,10 +28,12 @@ pub mod transport;
 use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::model::{Implementation, ServerCapabilities, ServerConfig};
-use rmcp::{ServerHandler, tool_handler};
+use rmcp::model::{CancelledNotificationParam, Implementation, ServerCapabilities, ServerConfig};
+use rmcp::service::NotificationContext;
+use rmcp::{RoleServer, ServerHandler, tool_handler};
 
 pub use backends::Backends;
+use cancellation::Calls;
 
 /// Reported in `initialize`: bankguard's own name and version, not rmcp's.
 pub const SERVER_NAME: &str = "bankguard";
@@ -40,14 +46,18 @@ const INSTRUCTIONS: &str = "Work with the user's bank accounts. list_accounts sh
 #[derive(Clone)]
 pub struct BankguardServer {
     backends: Arc<Backends>,
+    /// This connection's calls that follow an intent, for explicit cancellation.
+    calls: Calls,
     tool_router: ToolRouter<Self>,
 }
 
 impl BankguardServer {
-    pub fn new(backends: Arc<Backends>) -> Self {
+    /// A server for one connection; `calls` is shared with the transport when it watches
+    /// cancellations itself (stdio).
+    pub fn new(backends: Arc<Backends>, calls: Calls) -> Self {
         let tool_router =
             Self::list_accounts_router() + Self::transfer_funds_router() + Self::get_transfer_status_router();
-        Self { backends, tool_router }
+        Self { backends, calls, tool_router }
     }
 }
 
@@ -60,5 +70,12 @@ impl ServerHandler for BankguardServer {
                     .with_title("bankguard: bank access with approval on your device"),
             )
             .with_instructions(INSTRUCTIONS)
+    }
+
+    /// `notifications/cancelled`: the transfer the call follows is cancelled, durably.
+    async fn on_cancelled(&self, notification: CancelledNotificationParam, _: NotificationContext<RoleServer>) {
+        if let Some(request) = &notification.request_id {
+            self.calls.cancel_durably(request, &self.backends.runner).await;
+        }
     }
 }

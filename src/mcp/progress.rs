@@ -1,20 +1,23 @@
-//! MCP progress notifications while the account holder decides: one as soon as the provider accepts
-//! the request, then one per tick, `progress` strictly increasing (seconds of the approval's lifetime
-//! used), `total` that lifetime, and a message with the reference code and the time left.
+//! MCP progress notifications while the account holder decides: one as soon as the request is
+//! handed to the runner, then one per tick, `progress` strictly increasing (seconds of the
+//! approval's lifetime used), `total` that lifetime, and a message with the reference code and the
+//! time left.
 
 use std::time::Duration;
 
 use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::{Peer, RoleServer};
 
-use super::intents::now_ms;
+use super::lifecycle::{IntentState, StoredIntent};
+use crate::clock::{Clock, Millis};
 
 pub struct ProgressReporter {
     peer: Peer<RoleServer>,
     /// `None` when the request carried no `progressToken`: then nothing is sent.
     token: Option<ProgressToken>,
     lifetime: Duration,
-    expires_at_ms: i64,
+    clock: Clock,
+    expires_at: Millis,
     reference: String,
     last: f64,
 }
@@ -24,10 +27,14 @@ impl ProgressReporter {
         peer: Peer<RoleServer>,
         token: Option<ProgressToken>,
         lifetime: Duration,
-        expires_at_ms: i64,
-        reference: &str,
+        clock: Clock,
+        intent: &StoredIntent,
     ) -> Self {
-        Self { peer, token, lifetime, expires_at_ms, reference: reference.to_owned(), last: -1.0 }
+        let expires_at = match &intent.state {
+            IntentState::Pending { expires_at, .. } => *expires_at,
+            _ => intent.created_at.plus(lifetime),
+        };
+        Self { peer, token, lifetime, clock, expires_at, reference: intent.terms.reference.clone(), last: -1.0 }
     }
 
     /// "Approve the transfer on your device — ref K7Q2".
@@ -49,7 +56,7 @@ impl ProgressReporter {
     }
 
     fn left(&self) -> Duration {
-        Duration::from_millis((self.expires_at_ms - now_ms()).max(0) as u64)
+        self.clock.now().until(self.expires_at)
     }
 
     async fn send(&mut self, message: String) {

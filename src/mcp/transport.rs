@@ -19,8 +19,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::backends::PingWaiters;
+use super::cancellation::{Calls, CancelFirst};
 use super::{Backends, BankguardServer};
 use crate::config::McpConfig;
+use rmcp::RoleServer;
+use rmcp::transport::IntoTransport;
 
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
@@ -35,17 +38,29 @@ pub enum TransportError {
     Listen { address: SocketAddr, source: std::io::Error },
     #[error("the MCP HTTP server failed: {0}")]
     Http(std::io::Error),
+    #[error("the MCP server cannot start: {0}")]
+    Start(String),
 }
 
-/// Serves one client over stdin/stdout until it disconnects.
+/// Serves one client over stdin/stdout until it disconnects, then hands the open intents back.
+///
+/// Cancellations are stored by the transport before rmcp sees them ([`CancelFirst`]), so a client
+/// that cancels and closes stdin at once cannot make the process exit before the write.
 pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> {
-    backends.supervise();
-    let service = BankguardServer::new(backends)
-        .serve(rmcp::transport::stdio())
-        .await
-        .map_err(|e| TransportError::Stdio(e.to_string()))?;
-    service.waiting().await.map_err(|e| TransportError::Stdio(e.to_string()))?;
-    Ok(())
+    backends.start().await.map_err(|e| TransportError::Start(e.to_string()))?;
+    let calls = Calls::default();
+    let transport = CancelFirst::new(
+        IntoTransport::<RoleServer, _, _>::into_transport(rmcp::transport::stdio()),
+        calls.clone(),
+        backends.runner.clone(),
+    );
+    let served = BankguardServer::new(backends.clone(), calls).serve(transport).await;
+    let result = match served {
+        Ok(service) => service.waiting().await.map(|_| ()).map_err(|e| TransportError::Stdio(e.to_string())),
+        Err(e) => Err(TransportError::Stdio(e.to_string())),
+    };
+    backends.shutdown().await;
+    result
 }
 
 /// The HTTP application: `/mcp`, and `/ciba/notify` in ping mode.
@@ -57,7 +72,7 @@ pub fn http_router(backends: Arc<Backends>, config: &McpConfig, stop: Cancellati
     let pings = backends.pings.clone();
     let factory_backends = backends.clone();
     let service = StreamableHttpService::new(
-        move || Ok(BankguardServer::new(factory_backends.clone())),
+        move || Ok(BankguardServer::new(factory_backends.clone(), Calls::default())),
         Arc::new(LocalSessionManager::default()),
         settings,
     );
@@ -81,25 +96,30 @@ async fn notify(State(pings): State<PingWaiters>, headers: HeaderMap) -> StatusC
 /// An MCP HTTP server running in the background.
 pub struct RunningHttp {
     pub address: SocketAddr,
+    backends: Arc<Backends>,
     stop: CancellationToken,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
 }
 
 impl RunningHttp {
     /// Serves on an already bound listener (so callers can learn the port first).
-    pub fn start(listener: TcpListener, backends: Arc<Backends>, config: &McpConfig) -> Result<Self, TransportError> {
+    pub async fn start(
+        listener: TcpListener,
+        backends: Arc<Backends>,
+        config: &McpConfig,
+    ) -> Result<Self, TransportError> {
         let address = listener.local_addr().map_err(TransportError::Http)?;
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "the MCP endpoint is listening beyond loopback");
         }
-        backends.supervise();
+        backends.start().await.map_err(|e| TransportError::Start(e.to_string()))?;
         let stop = CancellationToken::new();
-        let router = http_router(backends, config, stop.child_token());
+        let router = http_router(backends.clone(), config, stop.child_token());
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
             axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
         });
-        Ok(Self { address, stop, task })
+        Ok(Self { address, backends, stop, task })
     }
 
     pub async fn bind(address: SocketAddr) -> Result<TcpListener, TransportError> {
@@ -110,12 +130,14 @@ impl RunningHttp {
         format!("http://{}{MCP_PATH}", self.address)
     }
 
-    /// Stops accepting requests and ends open sessions.
+    /// Stops accepting requests, ends open sessions, and hands the open intents back.
     pub async fn shutdown(self) -> Result<(), TransportError> {
         self.stop.cancel();
-        match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+        let served = match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
             Ok(Ok(result)) => result.map_err(TransportError::Http),
             _ => Ok(()),
-        }
+        };
+        self.backends.shutdown().await;
+        served
     }
 }

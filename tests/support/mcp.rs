@@ -71,7 +71,7 @@ impl McpStack {
         // The generated MCP client's secret is read from the data directory, as `serve` does.
         config.validate().unwrap();
         let backends = Arc::new(Backends::from_config(&config, true).unwrap());
-        let server = RunningHttp::start(listener, backends, &config.mcp).unwrap();
+        let server = RunningHttp::start(listener, backends, &config.mcp).await.unwrap();
         Self { dev, server, config }
     }
 
@@ -80,8 +80,10 @@ impl McpStack {
         change(&mut self.config);
         let backends = Arc::new(Backends::from_config(&self.config, true).unwrap());
         let listener = RunningHttp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let old =
-            std::mem::replace(&mut self.server, RunningHttp::start(listener, backends, &self.config.mcp).unwrap());
+        let old = std::mem::replace(
+            &mut self.server,
+            RunningHttp::start(listener, backends, &self.config.mcp).await.unwrap(),
+        );
         old.shutdown().await.unwrap();
     }
 

@@ -1,6 +1,7 @@
 //! `get_transfer_status`: the outcome of a transfer intent that `transfer_funds` left pending
-//! (completed with the transfer, denied, expired, failed with a reason), or still pending after
-//! waiting up to `wait_seconds`, with progress while it waits. Read-only; it sees only the intents of
+//! (completed with the transfer, denied, expired, cancelled, failed with a reason, or not known
+//! yet while the bank is asked), or still pending after waiting up to `wait_seconds`, with progress
+//! while it waits. Read-only; it sees only the intents of
 //! the holder this server acts for.
 
 use std::time::Duration;
@@ -14,7 +15,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::super::BankguardServer;
-use super::super::approval::{self, Followed};
+use super::super::follow::{Followed, follow};
 use super::ToolFailure;
 use super::outcome::{TransferStatusOutput, status_result};
 
@@ -22,7 +23,8 @@ use super::outcome::{TransferStatusOutput, status_result};
 pub const MAX_WAIT_SECONDS: u64 = 45;
 
 const DESCRIPTION: &str = "Get the outcome of a transfer that transfer_funds reported as pending: completed (with the \
-    executed transfer), denied, expired, failed (with the reason), or still pending. It can wait up to wait_seconds \
+    executed transfer), denied, expired, cancelled, failed (with the reason), outcome_unknown (the bank is being asked; do \
+    not retry), or still pending. It can wait up to wait_seconds \
     for the account holder's decision. Do not ask the user to confirm in chat; they decide on their own device.";
 
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -68,16 +70,15 @@ impl BankguardServer {
             return Err(ToolFailure::Invalid(format!("wait_seconds must be at most {MAX_WAIT_SECONDS}.")));
         }
         let backends = &self.backends;
-        let record = backends.intents.get(&backends.user, &args.intent_id).await?.ok_or_else(|| {
+        let intent = backends.store().get(&backends.user, &args.intent_id).await?.ok_or_else(|| {
             ToolFailure::Invalid(format!("There is no transfer intent {:?} for this account holder.", args.intent_id))
         })?;
-        let lifetime = Duration::from_secs(backends.requested_expiry);
-        let expires_at_ms = record.expires_at_ms.unwrap_or_default();
-        let mut progress = self.progress(context, lifetime, expires_at_ms, &record.reference);
+        let mut progress = self.progress(context, backends.limits.requested_expiry, &intent);
         let bound = Duration::from_secs(args.wait_seconds);
-        match approval::follow(backends, record, bound, &context.ct, Some(&mut progress)).await? {
-            Followed::Settled(record) => Ok(Some(status_result(&record))),
-            Followed::Cancelled => Ok(None),
+        let every = backends.limits.progress_interval;
+        match follow(backends.store(), intent, bound, every, &context.ct, Some(&mut progress)).await? {
+            Followed::Settled(intent) => Ok(Some(status_result(&intent))),
+            Followed::Stopped => Ok(None),
         }
     }
 }

@@ -45,17 +45,7 @@ impl BankguardServer {
 }
 
 impl BankguardServer {
-    /// The holder's accounts, with a fresh read token if the cached one was refused.
     pub(crate) async fn accounts(&self) -> Result<Vec<Account>, ToolFailure> {
-        let backends = &self.backends;
-        let token = backends.read_token.token(&backends.ciba).await?;
-        match backends.bank.accounts(&backends.user, &token).await {
-            Err(crate::bank::BankError::Refused { status: 401, .. }) => {
-                backends.read_token.forget().await;
-                let token = backends.read_token.token(&backends.ciba).await?;
-                Ok(backends.bank.accounts(&backends.user, &token).await?)
-            }
-            other => Ok(other?),
-        }
+        Ok(self.backends.bank.accounts(&self.backends.user).await?)
     }
 }

@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use crate::bank::BankError;
 use crate::ciba::CibaError;
-use crate::mcp::intents::IntentError;
+use crate::mcp::lifecycle::StoreError;
 
 /// Why a tool could not do its job, in words for the model and the person reading along.
 /// The messages name the failing party and the reason; they never contain a token or secret.
@@ -24,7 +24,7 @@ pub enum ToolFailure {
     #[error("{0}")]
     Bank(#[from] BankError),
     #[error("{0}")]
-    Intents(#[from] IntentError),
+    Intents(#[from] StoreError),
 }
 
 /// A successful result: structured content matching the tool's `outputSchema`, and a short text.

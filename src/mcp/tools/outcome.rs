@@ -6,15 +6,15 @@ use schemars::JsonSchema;
 use serde::Serialize;
 
 use super::structured;
-use crate::mcp::intents::{IntentRecord, IntentStatus, now_ms};
-
-/// How long after its expiry an intent no process finished is reported as expired.
-const ABANDONED_AFTER_MS: i64 = 60_000;
+use crate::clock::Millis;
+use crate::mcp::lifecycle::{IntentState, Status, StoredIntent};
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TransferStatusOutput {
-    /// completed, pending (the holder has not decided yet), denied, expired, failed or cancelled.
-    pub status: IntentStatus,
+    /// pending (the holder has not decided yet; requesting while the request is sent), executing (approved,
+    /// the bank is moving the money), outcome_unknown (approved, and whether the bank executed it is not known yet:
+    /// do not retry), completed, denied, expired, cancelled or failed.
+    pub status: Status,
     /// The transfer intent's id: pass it to get_transfer_status.
     pub intent_id: String,
     /// The reference code shown on the holder's device.
@@ -39,7 +39,7 @@ pub struct TransferStatusOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "ExecutedTransfer")]
     pub transfer: Option<ExecutedTransfer>,
-    /// Why it did not complete (denied, expired, failed or cancelled).
+    /// Why it did not complete (denied, expired, failed or cancelled), or why its outcome is not known yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String")]
     pub reason: Option<String>,
@@ -57,92 +57,111 @@ pub struct ExecutedTransfer {
     pub executed_at: String,
 }
 
-/// The intent as the model should see it now. An intent left unfinished by a server that stopped is
-/// reported expired once its approval request is long past its expiry: it can no longer move money.
-pub fn status_output(record: &IntentRecord) -> TransferStatusOutput {
-    let abandoned =
-        !record.status.is_final() && record.expires_at_ms.is_some_and(|at| now_ms() > at + ABANDONED_AFTER_MS);
-    let (status, reason) = if abandoned {
-        (IntentStatus::Expired, Some("the approval request expired; no money moved".to_owned()))
-    } else {
-        (record.status, record.reason.clone())
+/// The intent as the model should see it now.
+pub fn status_output(intent: &StoredIntent) -> TransferStatusOutput {
+    let terms = &intent.terms;
+    let status = intent.status();
+    let (expires_at, transfer, reason) = match &intent.state {
+        IntentState::Pending { expires_at, .. } => (Some(*expires_at), None, None),
+        IntentState::Completed { receipt } => (
+            None,
+            Some(ExecutedTransfer {
+                transfer_id: receipt.id.clone(),
+                status: receipt.status.clone(),
+                source_balance_after: receipt.from_account_balance_after.clone(),
+                executed_at: receipt.created_at.clone(),
+            }),
+            None,
+        ),
+        IntentState::Failed { reason } => (None, None, Some(reason.describe())),
+        IntentState::OutcomeUnknown { .. } => {
+            (None, None, Some("the bank has not confirmed yet whether it executed the transfer".to_owned()))
+        }
+        IntentState::Denied => (None, None, Some("the account holder declined on their device".to_owned())),
+        IntentState::Expired => (None, None, Some("the approval request expired before it was approved".to_owned())),
+        IntentState::Cancelled => {
+            (None, None, Some("the tool call was cancelled; the approval will not be used".to_owned()))
+        }
+        IntentState::Requesting | IntentState::Executing { .. } => (None, None, None),
     };
     TransferStatusOutput {
         status,
-        intent_id: record.id.clone(),
-        reference: record.reference.clone(),
-        amount: record.amount().to_decimal_string(),
-        currency: record.currency.clone(),
-        from_account_id: record.from_account_id.clone(),
-        to_account_id: record.to_account_id.clone(),
-        memo: record.memo.clone(),
-        expires_at: record.expires_at_ms.filter(|_| !status.is_final()).map(rfc3339),
-        transfer: record.receipt().map(|receipt| ExecutedTransfer {
-            transfer_id: receipt.id,
-            status: receipt.status,
-            source_balance_after: receipt.from_account_balance_after,
-            executed_at: receipt.created_at,
-        }),
+        intent_id: terms.id.clone(),
+        reference: terms.reference.clone(),
+        amount: terms.amount.to_decimal_string(),
+        currency: terms.currency.to_string(),
+        from_account_id: terms.from.id.clone(),
+        to_account_id: terms.to.id.clone(),
+        memo: terms.memo.clone(),
+        expires_at: expires_at.map(Millis::rfc3339),
+        transfer,
         reason,
     }
 }
 
-/// A sentence for each status.
-pub fn describe(record: &IntentRecord, output: &TransferStatusOutput) -> String {
-    let what = format!("{} {} from {} to {}", output.amount, output.currency, record.from_label, record.to_label);
+/// A sentence for each state: what happened, whether money moved, and what to do next.
+pub fn describe(intent: &StoredIntent, output: &TransferStatusOutput) -> String {
+    let terms = &intent.terms;
+    let what = format!(
+        "{} {} from {} to {}",
+        output.amount, output.currency, terms.from.masked_number, terms.to.masked_number
+    );
     let reference = &output.reference;
-    match output.status {
-        IntentStatus::Completed => {
-            let transfer = output.transfer.as_ref();
-            format!(
-                "Transferred {what} (transfer {}, ref {reference}). New balance of {}: {} {}.",
-                transfer.map_or("?", |t| t.transfer_id.as_str()),
-                record.from_label,
-                transfer.map_or("?", |t| t.source_balance_after.as_str()),
-                output.currency
-            )
-        }
-        IntentStatus::Pending | IntentStatus::Requesting => format!(
+    let follow_up = format!("Call get_transfer_status with intent_id \"{}\"", output.intent_id);
+    match &intent.state {
+        IntentState::Completed { receipt } => format!(
+            "Transferred {what} (transfer {}, ref {reference}). New balance of {}: {} {}.",
+            receipt.id, terms.from.masked_number, receipt.from_account_balance_after, output.currency
+        ),
+        IntentState::Requesting | IntentState::Pending { .. } => format!(
             "Still waiting for the account holder to approve {what} on their device (ref {reference}, the request \
              expires at {}). The wait continues in the background and the transfer will happen once approved. \
-             Call get_transfer_status with intent_id \"{}\" to learn the outcome; do not ask for confirmation in chat.",
-            output.expires_at.as_deref().unwrap_or("soon"),
-            output.intent_id
+             {follow_up} to learn the outcome; do not ask for confirmation in chat.",
+            output.expires_at.as_deref().unwrap_or("in a few minutes"),
         ),
-        IntentStatus::Denied => {
+        IntentState::Executing { .. } => format!(
+            "The account holder approved {what} (ref {reference}); the bank is executing it now. {follow_up} for \
+             the result; do not send the transfer again."
+        ),
+        IntentState::OutcomeUnknown { .. } => format!(
+            "The account holder approved {what} (ref {reference}), but it is not known yet whether the bank executed \
+             it: the bank could not be asked, or has not answered. Do not retry the transfer: the server keeps asking \
+             the bank, and {} will say whether the money moved.",
+            follow_up.replacen("Call ", "", 1)
+        ),
+        IntentState::Denied => {
             format!("The account holder declined the transfer on their device (ref {reference}). No money moved.")
         }
-        IntentStatus::Expired => format!(
+        IntentState::Expired => format!(
             "The approval request expired before the account holder approved it (ref {reference}). No money moved."
         ),
-        IntentStatus::Cancelled => {
-            format!("The transfer was cancelled before approval (ref {reference}). No money moved.")
-        }
-        IntentStatus::Failed => format!(
-            "The transfer of {what} did not complete (ref {reference}): {}.",
-            output.reason.as_deref().unwrap_or("unknown failure")
+        IntentState::Cancelled => format!(
+            "The transfer was cancelled before it was approved (ref {reference}). No money moved. The approval \
+             request may still show on the device; it will not be executed."
         ),
+        IntentState::Failed { reason } => {
+            format!("The transfer of {what} did not complete (ref {reference}): {}. No money moved.", reason.describe())
+        }
     }
 }
 
 /// `transfer_funds`: completed and pending are results; every other outcome is a tool error.
-pub fn transfer_result(record: &IntentRecord) -> CallToolResult {
-    let output = status_output(record);
-    let text = describe(record, &output);
+/// `transfer_funds`: completed, and every state that may still complete, are results; the outcomes
+/// in which no money moved are tool errors.
+pub fn transfer_result(intent: &StoredIntent) -> CallToolResult {
+    let output = status_output(intent);
+    let text = describe(intent, &output);
     match output.status {
-        IntentStatus::Completed | IntentStatus::Pending | IntentStatus::Requesting => structured(&output, text),
-        _ => CallToolResult::error(vec![ContentBlock::text(text)]),
+        Status::Denied | Status::Expired | Status::Cancelled | Status::Failed => {
+            CallToolResult::error(vec![ContentBlock::text(text)])
+        }
+        _ => structured(&output, text),
     }
 }
 
 /// `get_transfer_status`: every outcome is an answer to the question asked.
-pub fn status_result(record: &IntentRecord) -> CallToolResult {
-    let output = status_output(record);
-    let text = describe(record, &output);
+pub fn status_result(intent: &StoredIntent) -> CallToolResult {
+    let output = status_output(intent);
+    let text = describe(intent, &output);
     structured(&output, text)
-}
-
-fn rfc3339(ms: i64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(at).to_string()
 }

@@ -4,11 +4,13 @@
 //! 1. Validate every argument, first without the network, then against the bank: a bad request is a
 //!    tool error and the provider is never asked to approve it.
 //! 2. Build the approval from the validated values only ([`TransferIntent`]).
-//! 3. Record the intent and ask the provider; the wait and, on approval, the transfer run in the
-//!    background ([`approval`]), so they finish even when the client stops waiting.
+//! 3. Record the intent (`requesting`) and hand it to the runner ([`lifecycle`](crate::mcp::lifecycle)),
+//!    which asks the provider, waits, and on approval executes the transfer in the background, so
+//!    it finishes even when the client stops waiting.
 //! 4. Follow the intent with progress notifications for at most `max_wait_seconds`, then answer with
 //!    the outcome, or with a pending result that points to `get_transfer_status`.
-//! 5. Cancellation of the call ends the wait; the approval is then never redeemed.
+//! 5. An explicit cancellation (`notifications/cancelled`) is stored before the call is let go; the
+//!    approval is then never redeemed. A client that merely goes away leaves the transfer pending.
 //!
 //! With an `idempotency_key`, a repeated call with the same arguments follows the first call's intent
 //! (no second approval request, no second transfer); different arguments are a tool error.
@@ -22,9 +24,9 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::super::BankguardServer;
-use super::super::approval::{self, Followed};
+use super::super::follow::{Followed, follow};
 use super::super::intent::{AccountLabel, TransferIntent};
-use super::super::intents::{Claim, IntentRecord, now_ms};
+use super::super::lifecycle::{Claim, StoredIntent};
 use super::super::progress::ProgressReporter;
 use super::ToolFailure;
 use super::outcome::{TransferStatusOutput, transfer_result};
@@ -96,65 +98,85 @@ impl BankguardServer {
     ) -> Result<CallToolResult, ErrorData> {
         Ok(match self.transfer(args, &context).await {
             Ok(Some(record)) => transfer_result(&record),
-            // Cancelled: rmcp sends no response for a cancelled request; this result goes nowhere.
-            Ok(None) => CallToolResult::error(vec![ContentBlock::text("cancelled; no money moved")]),
+            // rmcp sends no response for a cancelled request; this result goes nowhere.
+            Ok(None) => {
+                CallToolResult::error(vec![ContentBlock::text("the call was cancelled or its client went away")])
+            }
             Err(failure) => CallToolResult::error(vec![ContentBlock::text(failure.to_string())]),
         })
     }
 }
 
 impl BankguardServer {
-    /// The transfer's intent as it stands when this call stops waiting; `None` when cancelled.
+    /// The transfer's intent as it stands when this call stops waiting; `None` when the call was
+    /// cancelled or its client went away.
     async fn transfer(
         &self,
         args: TransferArgs,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Option<IntentRecord>, ToolFailure> {
+    ) -> Result<Option<StoredIntent>, ToolFailure> {
         let backends = &self.backends;
+        let store = backends.store();
         let owner = backends.user.as_str();
-        let cancel = &context.ct;
-        let checked = check_offline(&args, backends.max_transfer)?;
+        let checked = check_offline(&args, backends.limits.max_transfer)?;
         let key = args.idempotency_key.as_deref();
         let fingerprint = fingerprint(&args, &checked);
         // A key seen before: follow its intent; never a second approval request.
         if let Some(key) = key
-            && let Some(existing) = backends.intents.by_key(owner, key, &fingerprint).await?
+            && let Some(existing) = store.by_key(owner, key, &fingerprint).await?
         {
-            return self.watch(existing, context).await;
+            return self.watch(existing, context, false).await;
         }
 
         let intent = self.check_with_bank(&args, checked).await?;
-        match backends.intents.create(owner, key, &fingerprint, &intent).await? {
-            Claim::Existing(existing) => return self.watch(existing, context).await,
-            Claim::Created(_) => {}
+        if context.ct.is_cancelled() {
+            return Ok(None);
         }
-        let started = approval::start(backends, &intent).await?;
-        let expires_at_ms = now_ms() + started.expires_in.as_millis() as i64;
-        let mut progress = self.progress(context, started.expires_in, expires_at_ms, &intent.reference);
-        progress.request_sent().await;
-        let record = backends.intents.get(owner, &intent.id).await?.ok_or_else(|| lost(&intent.id))?;
-        match approval::follow(backends, record, backends.max_wait, cancel, Some(&mut progress)).await? {
-            Followed::Settled(record) => Ok(Some(*record)),
-            Followed::Cancelled => {
-                backends.running.cancel(&intent.id);
-                Ok(None)
+        match store.create(owner, key, &fingerprint, &intent, &backends.runner.id).await? {
+            Claim::Existing(existing) => self.watch(existing, context, false).await,
+            Claim::Created(created) => {
+                backends.runner.drive(created.clone(), false);
+                self.watch(created, context, true).await
             }
         }
     }
 
-    /// Follows an intent another call created (same idempotency key); cancelling this call leaves it be.
+    /// Follows an intent with progress. A call that created the intent (`owns`) cancels it if the
+    /// client cancels the call; a call that follows another's intent (same key) leaves it be.
     async fn watch(
         &self,
-        record: IntentRecord,
+        intent: StoredIntent,
         context: &RequestContext<RoleServer>,
-    ) -> Result<Option<IntentRecord>, ToolFailure> {
-        let lifetime = std::time::Duration::from_secs(self.backends.requested_expiry);
-        let expires_at_ms = record.expires_at_ms.unwrap_or_else(|| now_ms() + lifetime.as_millis() as i64);
-        let mut progress = self.progress(context, lifetime, expires_at_ms, &record.reference);
-        match approval::follow(&self.backends, record, self.backends.max_wait, &context.ct, Some(&mut progress)).await?
-        {
-            Followed::Settled(record) => Ok(Some(*record)),
-            Followed::Cancelled => Ok(None),
+        owns: bool,
+    ) -> Result<Option<StoredIntent>, ToolFailure> {
+        let backends = &self.backends;
+        if owns && self.calls.follows(&context.id, intent.id()) {
+            // Cancelled before the intent existed: cancel it now, before the call is let go.
+            backends.runner.cancel(intent.id()).await.map_err(|e| ToolFailure::Invalid(e.to_string()))?;
+            self.calls.finished(&context.id);
+            return Ok(None);
+        }
+        let lifetime = backends.limits.requested_expiry;
+        let mut progress = self.progress(context, lifetime, &intent);
+        if owns {
+            progress.request_sent().await;
+        }
+        let followed = follow(
+            backends.store(),
+            intent,
+            backends.limits.max_wait,
+            backends.limits.progress_interval,
+            &context.ct,
+            Some(&mut progress),
+        )
+        .await?;
+        match followed {
+            Followed::Settled(intent) => {
+                self.calls.finished(&context.id);
+                Ok(Some(*intent))
+            }
+            // The mapping stays: an explicit cancellation may still be on its way to `on_cancelled`.
+            Followed::Stopped => Ok(None),
         }
     }
 
@@ -162,26 +184,25 @@ impl BankguardServer {
         &self,
         context: &RequestContext<RoleServer>,
         lifetime: std::time::Duration,
-        expires_at_ms: i64,
-        reference: &str,
+        intent: &StoredIntent,
     ) -> ProgressReporter {
         ProgressReporter::new(
             context.peer.clone(),
             context.meta.get_progress_token(),
             lifetime,
-            expires_at_ms,
-            reference,
+            self.backends.store().clock().clone(),
+            intent,
         )
     }
 
     /// The checks that need the bank: both accounts exist, the source is the holder's, the currencies
     /// agree, and the balance covers the amount.
     async fn check_with_bank(&self, args: &TransferArgs, checked: Checked) -> Result<TransferIntent, ToolFailure> {
-        let accounts = self.accounts().await?;
+        let bank = &self.backends.bank;
+        let accounts = bank.accounts(&self.backends.user).await?;
         let find = |id: &str| accounts.iter().find(|a| a.id == id);
         let Some(source) = find(&args.from_account_id) else {
-            let token = self.backends.read_token.token(&self.backends.ciba).await?;
-            return Err(match self.backends.bank.payee(&args.from_account_id, &token).await? {
+            return Err(match bank.payee(&args.from_account_id).await? {
                 Some(_) => invalid(format!(
                     "Account {} is not one of the account holder's accounts; money can only be sent from: {}.",
                     args.from_account_id,
@@ -197,8 +218,7 @@ impl BankguardServer {
         let (destination_label, destination_currency) = match find(&args.to_account_id) {
             Some(own) => (label(own), own.currency.clone()),
             None => {
-                let token = self.backends.read_token.token(&self.backends.ciba).await?;
-                let payee = self.backends.bank.payee(&args.to_account_id, &token).await?;
+                let payee = bank.payee(&args.to_account_id).await?;
                 let payee = payee.ok_or_else(|| invalid(format!("There is no account {}.", args.to_account_id)))?;
                 (AccountLabel { id: payee.id, masked_number: payee.masked_number }, payee.currency)
             }
@@ -299,10 +319,6 @@ fn fingerprint(args: &TransferArgs, checked: &Checked) -> String {
         checked.memo
     ])
     .to_string()
-}
-
-fn lost(intent_id: &str) -> ToolFailure {
-    ToolFailure::Invalid(format!("the transfer intent {intent_id} disappeared from the store"))
 }
 
 fn invalid(message: String) -> ToolFailure {

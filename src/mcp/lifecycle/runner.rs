@@ -1,0 +1,464 @@
+//! The runner: the one part of a server process that carries intents through their lifecycle.
+//!
+//! For each open intent it drives, it performs the side effect its state calls for, turns the
+//! answer into an [`Event`], and records the transition before the next side effect:
+//!
+//! | state | side effect | retried while |
+//! |---|---|---|
+//! | `requesting` | `POST /bc-authorize` | the provider is unreachable or answers unusably, until the request would have expired |
+//! | `pending` | poll the token endpoint (or wake on a ping) | polls fail transiently (inside [`CibaClient::wait`]) |
+//! | `executing` | `POST /api/transfers` with the intent id as `Idempotency-Key` | the bank does not answer, until the token expires |
+//! | `outcome_unknown` | ask the bank what happened under the key | the bank cannot be asked (forever, with backoff) |
+//!
+//! One heartbeat per process (not a write per intent) keeps its claim on every intent it drives;
+//! the supervisor claims the open intents of runners whose heartbeat went stale. A runner whose
+//! own heartbeat could not be written stops starting side effects until it can, and every write
+//! is a compare-and-set on the intent's version, so a runner that was taken over can never act.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::state::{Event, IntentState, NoTransition};
+use super::store::{ApplyError, IntentStore, RunnerId, StoredIntent};
+use crate::bank::{BankError, RequestOutcome, TransferOrder};
+use crate::ciba::request::{ApprovalRequest, StartedApproval};
+use crate::ciba::types::{LoginHint, Secret};
+use crate::ciba::wait::ApprovalOutcome;
+use crate::ciba::{CibaClient, CibaError};
+use crate::clock::{Clock, Millis};
+use crate::mcp::backends::{PingRegistration, PingWaiters};
+use crate::mcp::bank_access::BankAccess;
+
+/// How often a runner writes its heartbeat and looks for intents to take over.
+pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
+/// A runner whose heartbeat is this old is presumed gone; its intents are taken over.
+pub const STALE_AFTER: Duration = Duration::from_secs(15);
+/// Assumed lifetime of an approval's token when the provider does not say.
+const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
+const MAX_PROVIDER_PAUSE: Duration = Duration::from_secs(30);
+const MAX_BANK_PAUSE: Duration = Duration::from_secs(30);
+const MAX_RECONCILE_PAUSE: Duration = Duration::from_secs(60);
+const MAX_STORE_PAUSE: Duration = Duration::from_secs(10);
+
+/// What every approval request of this server says besides the transfer itself.
+#[derive(Debug, Clone)]
+pub struct ApprovalSettings {
+    /// Always contains `openid`.
+    pub scope: String,
+    pub login_hint: LoginHint,
+    pub audience: Option<String>,
+    pub requested_expiry: Duration,
+}
+
+pub struct Runner {
+    pub id: RunnerId,
+    store: Arc<IntentStore>,
+    clock: Clock,
+    ciba: Arc<CibaClient>,
+    bank: Arc<BankAccess>,
+    approval: ApprovalSettings,
+    pings: Option<PingWaiters>,
+    /// The intents this process drives, each with the switch that stops its wait after a cancel.
+    driving: Mutex<HashMap<String, CancellationToken>>,
+    /// Until when this runner may start side effects: its last heartbeat plus a safety margin.
+    lease_until: AtomicI64,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Runner {
+    pub fn new(
+        store: Arc<IntentStore>,
+        ciba: Arc<CibaClient>,
+        bank: Arc<BankAccess>,
+        approval: ApprovalSettings,
+        pings: Option<PingWaiters>,
+    ) -> Self {
+        Self {
+            id: RunnerId::new(),
+            clock: store.clock().clone(),
+            store,
+            ciba,
+            bank,
+            approval,
+            pings,
+            driving: Mutex::new(HashMap::new()),
+            lease_until: AtomicI64::new(0),
+            stop: CancellationToken::new(),
+            tasks: TaskTracker::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Arc<IntentStore> {
+        &self.store
+    }
+
+    /// Writes the first heartbeat, then keeps it fresh and takes over `owner`'s intents whose
+    /// runner stopped.
+    pub async fn start(self: &Arc<Self>, owner: &str) -> Result<(), super::store::StoreError> {
+        self.beat().await?;
+        let runner = self.clone();
+        let owner = owner.to_owned();
+        self.tasks.spawn(async move {
+            loop {
+                tokio::select! {
+                    () = runner.stop.cancelled() => return,
+                    () = runner.clock.sleep(HEARTBEAT_EVERY) => {}
+                }
+                if let Err(error) = runner.beat().await {
+                    tracing::error!(%error, "could not write this server's heartbeat; pausing work until it can");
+                }
+                match runner.store.claim_stale(&owner, &runner.id, STALE_AFTER).await {
+                    Ok(claimed) => {
+                        for intent in claimed {
+                            tracing::info!(reference = %intent.terms.reference, intent = %intent.id(),
+                                status = intent.status().as_str(), "taking over a transfer intent");
+                            runner.drive(intent, true);
+                        }
+                    }
+                    Err(error) => tracing::warn!(%error, "could not look for transfer intents to take over"),
+                }
+            }
+        });
+        Ok(())
+    }
+
+    async fn beat(&self) -> Result<(), super::store::StoreError> {
+        let before = self.clock.now();
+        self.store.heartbeat(&self.id).await?;
+        // Others take over at heartbeat + STALE_AFTER; stop acting one beat before that.
+        let until = before.plus(STALE_AFTER).minus(HEARTBEAT_EVERY);
+        self.lease_until.fetch_max(until.0, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Stops driving, and hands this runner's open intents back so another runner takes them at once.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        for (_, cancel) in self.driving.lock().expect("driving").drain() {
+            cancel.cancel();
+        }
+        self.tasks.close();
+        if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await.is_err() {
+            tracing::warn!("some transfer intents were still busy at shutdown; another server will resume them");
+        }
+        if let Err(error) = self.store.retire(&self.id).await {
+            tracing::warn!(%error, "could not hand back this server's transfer intents; they are taken over once its heartbeat is stale");
+        }
+    }
+
+    /// Starts carrying `intent` through its lifecycle in the background (once per intent).
+    /// `taken_over`: claimed from a runner that stopped, which may have had a request in flight.
+    pub fn drive(self: &Arc<Self>, intent: StoredIntent, taken_over: bool) {
+        if self.stop.is_cancelled() {
+            return;
+        }
+        // Cancelled by a stored cancellation of this intent, or by shutdown.
+        let cancel = self.stop.child_token();
+        {
+            let mut driving = self.driving.lock().expect("driving");
+            if driving.contains_key(intent.id()) {
+                return;
+            }
+            driving.insert(intent.id().to_owned(), cancel.clone());
+        }
+        let runner = self.clone();
+        self.tasks.spawn(async move {
+            let id = intent.id().to_owned();
+            runner.clone().run(intent, taken_over, cancel).await;
+            runner.driving.lock().expect("driving").remove(&id);
+        });
+    }
+
+    /// Cancels the intent if its approval has not been redeemed: the cancellation is stored before
+    /// this returns, and this process's wait for it stops. Returns the intent as it stands.
+    pub async fn cancel(&self, intent_id: &str) -> Result<StoredIntent, ApplyError> {
+        let result = self.store.apply_latest(intent_id, Event::Cancel).await;
+        if result.is_ok()
+            && let Some(cancel) = self.driving.lock().expect("driving").get(intent_id)
+        {
+            cancel.cancel();
+        }
+        match result {
+            Ok(intent) => {
+                tracing::info!(reference = %intent.terms.reference, "cancelled; the approval will not be used");
+                Ok(intent)
+            }
+            Err(ApplyError::NoTransition(_)) => Ok(self.store.reload(intent_id).await?),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn run(self: Arc<Self>, mut intent: StoredIntent, taken_over: bool, cancel: CancellationToken) {
+        let reference = intent.terms.reference.clone();
+        // A request the previous runner sent may still be executing at the bank.
+        let mut unanswered = taken_over.then(|| self.clock.now());
+        let mut ping: Option<(Secret, Option<PingRegistration>)> = None;
+        loop {
+            if intent.state.is_final() || self.stop.is_cancelled() {
+                break;
+            }
+            self.wait_for_lease().await;
+            let event = match &intent.state {
+                IntentState::Requesting => {
+                    let (token, _) = ping.get_or_insert_with(|| self.ping_registration());
+                    let token = self.pings.as_ref().map(|_| token.clone());
+                    self.request_approval(&intent, token).await
+                }
+                IntentState::Pending { auth_req_id, expires_at, interval_seconds } => {
+                    let started = StartedApproval {
+                        auth_req_id: auth_req_id.clone(),
+                        expires_at: *expires_at,
+                        expires_in: self.clock.now().until(*expires_at),
+                        interval: Duration::from_secs((*interval_seconds).max(1)),
+                    };
+                    let notify = ping.as_ref().and_then(|(_, registration)| registration.as_ref());
+                    match self.await_decision(&started, notify.map(|r| r.notify.as_ref()), &cancel).await {
+                        Some(event) => event,
+                        None => {
+                            // Stopped by a cancellation or shutdown: the store says what happened.
+                            intent = match self.store.reload(intent.id()).await {
+                                Ok(current) if current.state != intent.state => current,
+                                _ => break,
+                            };
+                            continue;
+                        }
+                    }
+                }
+                IntentState::Executing { token, token_expires_at } => {
+                    match self.execute(&intent, token, *token_expires_at, &mut unanswered).await {
+                        Some(event) => event,
+                        None => break,
+                    }
+                }
+                IntentState::OutcomeUnknown { unanswered_since, .. } => {
+                    self.reconcile(&intent, *unanswered_since).await
+                }
+                _ => break,
+            };
+            match self.record(&intent, event).await {
+                Some(next) => {
+                    if next.status() != intent.status() {
+                        tracing::info!(%reference, status = next.status().as_str(), "transfer intent moved");
+                    }
+                    intent = next;
+                }
+                None => break,
+            }
+        }
+    }
+
+    fn ping_registration(&self) -> (Secret, Option<PingRegistration>) {
+        let token = Secret::new(crate::secrets::random_token(32));
+        let registration = self.pings.as_ref().map(|pings| pings.register(&token));
+        (token, registration)
+    }
+
+    /// Blocks while this runner's heartbeat is too old to be sure nobody else took its intents.
+    async fn wait_for_lease(&self) {
+        while self.clock.now().0 >= self.lease_until.load(Ordering::SeqCst) && !self.stop.is_cancelled() {
+            if let Err(error) = self.beat().await {
+                tracing::warn!(%error, "waiting to renew this server's heartbeat before acting");
+                self.clock.sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+
+    /// Writes the transition; `None` when this runner must stop (the intent was taken over).
+    async fn record(&self, intent: &StoredIntent, event: Event) -> Option<StoredIntent> {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.store.apply(intent, event.clone()).await {
+                Ok(next) => return Some(next),
+                Err(ApplyError::Conflict(current)) => {
+                    // Cancelled meanwhile, or claimed by another runner.
+                    return (current.runner.as_deref() == Some(self.id.0.as_str())).then_some(*current);
+                }
+                Err(ApplyError::NoTransition(NoTransition::TooEarly(at))) => {
+                    self.clock.sleep_until(at).await;
+                    return Some(intent.clone());
+                }
+                Err(ApplyError::NoTransition(reason)) => {
+                    tracing::warn!(%reason, intent = %intent.id(), "an answer did not apply to the transfer intent");
+                    return self.store.reload(intent.id()).await.ok();
+                }
+                Err(ApplyError::Store(error)) => {
+                    // Nothing further happens until the outcome is durable (disk full, locked file …).
+                    tracing::error!(%error, intent = %intent.id(), "could not record a transfer intent's progress; retrying");
+                    if self.stop.is_cancelled() {
+                        return None;
+                    }
+                    self.clock.sleep(pause).await;
+                    pause = (pause * 2).min(MAX_STORE_PAUSE);
+                }
+            }
+        }
+    }
+
+    /// `POST /bc-authorize`, retried while the provider cannot answer, until the request would
+    /// have expired anyway.
+    async fn request_approval(&self, intent: &StoredIntent, notification_token: Option<Secret>) -> Event {
+        let request = ApprovalRequest {
+            scope: self.approval.scope.clone(),
+            login_hint: self.approval.login_hint.clone(),
+            binding_message: intent.terms.binding_message(),
+            audience: self.approval.audience.clone(),
+            requested_expiry: Some(self.approval.requested_expiry.as_secs()),
+            authorization_details: Some(intent.terms.authorization_details()),
+            client_notification_token: notification_token,
+        };
+        let give_up_at = intent.created_at.plus(self.approval.requested_expiry);
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match self.ciba.start(&request, &self.clock).await {
+                Ok(started) => {
+                    return Event::RequestAccepted {
+                        auth_req_id: started.auth_req_id,
+                        expires_at: started.expires_at,
+                        interval_seconds: started.interval.as_secs(),
+                    };
+                }
+                Err(CibaError::Refused(refusal)) => {
+                    return Event::RequestRefused { error: refusal.error, description: refusal.description };
+                }
+                Err(error) if error.is_transient() && self.clock.now().plus(pause) < give_up_at => {
+                    tracing::warn!(%error, reference = %intent.terms.reference, "the approval request did not get through; retrying");
+                    self.clock.sleep(pause).await;
+                    pause = (pause * 2).min(MAX_PROVIDER_PAUSE);
+                }
+                Err(error) => return Event::RequestAbandoned { detail: error.to_string() },
+            }
+        }
+    }
+
+    /// The holder's decision as an event; `None` if the wait was stopped here (cancel, shutdown).
+    async fn await_decision(
+        &self,
+        started: &StartedApproval,
+        ping: Option<&tokio::sync::Notify>,
+        cancel: &CancellationToken,
+    ) -> Option<Event> {
+        let outcome = self.ciba.wait(started, ping, cancel, &self.clock).await;
+        Some(match outcome {
+            Ok(ApprovalOutcome::Approved(tokens)) => {
+                let lifetime = tokens.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);
+                Event::Approved { token: tokens.access_token, token_expires_at: self.clock.now().plus(lifetime) }
+            }
+            Ok(ApprovalOutcome::Denied) => Event::Denied,
+            Ok(ApprovalOutcome::Expired) => Event::Expired,
+            Ok(ApprovalOutcome::GrantInvalid) => Event::GrantInvalid,
+            Ok(ApprovalOutcome::Cancelled) => return None,
+            Err(CibaError::Refused(refusal)) => {
+                Event::RequestRefused { error: refusal.error, description: refusal.description }
+            }
+            Err(other) => {
+                Event::RequestRefused { error: "unusable_answer".into(), description: Some(other.to_string()) }
+            }
+        })
+    }
+
+    /// `POST /api/transfers`, retried under the same `Idempotency-Key` while the bank does not
+    /// answer, until the approval's token expires.
+    async fn execute(
+        &self,
+        intent: &StoredIntent,
+        token: &Secret,
+        token_expires_at: Millis,
+        unanswered: &mut Option<Millis>,
+    ) -> Option<Event> {
+        let terms = &intent.terms;
+        let amount = terms.amount.to_decimal_string();
+        let order = TransferOrder {
+            from_account_id: &terms.from.id,
+            to_account_id: &terms.to.id,
+            amount,
+            currency: terms.currency.as_str(),
+            memo: terms.memo.as_deref(),
+        };
+        let mut pause = Duration::from_millis(500);
+        loop {
+            self.wait_for_lease().await;
+            let attempt_at = self.clock.now();
+            let answer = self.bank.transfer(token, terms.id.as_str(), &order).await;
+            let reason = answer.as_ref().err().map(ToString::to_string).unwrap_or_default();
+            let now = self.clock.now();
+            match transfer_answered(answer, attempt_at, now, token_expires_at, unanswered) {
+                Some(event) => return Some(event),
+                // Stopping: the next runner sends it again under the same key.
+                None if self.stop.is_cancelled() => return None,
+                None => {
+                    tracing::warn!(%reason, reference = %terms.reference, "the bank did not answer the transfer; retrying with the same Idempotency-Key");
+                    self.clock.sleep(pause).await;
+                    pause = (pause * 2).min(MAX_BANK_PAUSE);
+                }
+            }
+        }
+    }
+
+    /// Asks the bank what happened under the intent's `Idempotency-Key`, once no request of ours
+    /// can still be executing there, until it answers.
+    async fn reconcile(&self, intent: &StoredIntent, unanswered_since: Option<Millis>) -> Event {
+        if let Some(since) = unanswered_since {
+            self.clock.sleep_until(since.plus(super::state::IN_FLIGHT_GRACE)).await;
+        }
+        let mut pause = Duration::from_secs(1);
+        loop {
+            match lookup_answered(self.bank.request_outcome(&intent.owner, intent.id()).await) {
+                Some(event) => return event,
+                None => {
+                    tracing::warn!(reference = %intent.terms.reference, "cannot ask the bank what happened to a transfer yet; retrying");
+                    self.clock.sleep(pause).await;
+                    pause = (pause * 2).min(MAX_RECONCILE_PAUSE);
+                }
+            }
+        }
+    }
+}
+
+/// The event a transfer attempt's answer makes, or `None` to try again. An attempt without a
+/// trustworthy answer may have executed: it is remembered in `unanswered`, and after the token's
+/// expiry the intent goes to `outcome_unknown` for the bank to settle.
+pub(crate) fn transfer_answered(
+    answer: Result<crate::bank::TransferReceipt, BankError>,
+    attempt_at: Millis,
+    now: Millis,
+    token_expires_at: Millis,
+    unanswered: &mut Option<Millis>,
+) -> Option<Event> {
+    match answer {
+        Ok(receipt) => Some(Event::BankExecuted { receipt }),
+        Err(error) => match refusal(&error) {
+            Some((code, detail)) => Some(Event::BankRefused { code, detail, unanswered_since: *unanswered }),
+            None => {
+                *unanswered = Some(attempt_at);
+                (now >= token_expires_at)
+                    .then(|| Event::BankUnanswered { detail: error.to_string(), since: attempt_at })
+            }
+        },
+    }
+}
+
+/// The event a lookup's answer makes, or `None` when the bank could not be asked.
+pub(crate) fn lookup_answered<E>(answer: Result<Option<RequestOutcome>, E>) -> Option<Event> {
+    match answer {
+        Ok(Some(RequestOutcome::Executed(receipt))) => Some(Event::LookupFound { receipt }),
+        Ok(Some(RequestOutcome::Refused { code, detail, .. })) => Some(Event::LookupRefused { code, detail }),
+        Ok(None) => Some(Event::LookupNothing),
+        Err(_) => None,
+    }
+}
+
+/// A refusal the bank really gave (a 4xx other than 429), as opposed to no trustworthy answer.
+fn refusal(error: &BankError) -> Option<(String, String)> {
+    match error {
+        BankError::Refused { status, code, detail } if *status < 500 && *status != 429 => {
+            Some((code.clone(), detail.clone()))
+        }
+        _ => None,
+    }
+}

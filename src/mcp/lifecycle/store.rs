@@ -1,0 +1,405 @@
+//! Where intents are kept: SQLite in the data directory (`mcp.sqlite`), created readable by its
+//! owner only because an executing intent holds the approval's token.
+//!
+//! Every change of state goes through [`IntentStore::apply`], which runs [`transition`] and writes
+//! the result as a compare-and-set on the intent's `version`: two processes (or a runner and a
+//! cancelling tool call) can never both move the same intent. Leases are one heartbeat per server
+//! process in `runners`; [`IntentStore::claim_stale`] hands the open intents of a silent runner to
+//! another, bumping their version so the silent one can no longer write.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use tokio::sync::{OnceCell, watch};
+
+use super::state::{Event, IntentState, NoTransition, Status, transition};
+use crate::clock::{Clock, Millis};
+use crate::mcp::intent::{AccountLabel, TransferIntent};
+use crate::money::MinorUnits;
+use crate::sqlite::{Database, DatabaseError};
+
+static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/mcp");
+
+/// The MCP server's file inside the data directory.
+pub const DATABASE_FILE: &str = "mcp.sqlite";
+
+/// A server process that drives intents, by its id in `runners`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RunnerId(pub String);
+
+impl RunnerId {
+    pub fn new() -> Self {
+        Self(format!("run_{}", uuid::Uuid::new_v4().simple()))
+    }
+}
+
+impl Default for RunnerId {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// One intent as stored: its terms, who it belongs to, where it is, and who drives it.
+#[derive(Debug, Clone)]
+pub struct StoredIntent {
+    pub terms: TransferIntent,
+    pub owner: String,
+    pub idempotency_key: Option<String>,
+    pub fingerprint: String,
+    pub state: IntentState,
+    pub version: i64,
+    pub runner: Option<String>,
+    pub created_at: Millis,
+}
+
+impl StoredIntent {
+    pub fn id(&self) -> &str {
+        &self.terms.id
+    }
+
+    pub fn status(&self) -> Status {
+        self.state.status()
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: String,
+    owner: String,
+    idempotency_key: Option<String>,
+    request_fingerprint: String,
+    reference: String,
+    from_account_id: String,
+    from_label: String,
+    to_account_id: String,
+    to_label: String,
+    amount_minor: i64,
+    currency: String,
+    memo: Option<String>,
+    state: String,
+    version: i64,
+    runner: Option<String>,
+    created_at_ms: i64,
+}
+
+impl Row {
+    fn into_intent(self) -> Result<StoredIntent, StoreError> {
+        let unreadable = |what: &str| StoreError::Unreadable { id: self.id.clone(), what: what.to_owned() };
+        let state: IntentState = serde_json::from_str(&self.state).map_err(|_| unreadable("state"))?;
+        let currency = self.currency.parse().map_err(|_| unreadable("currency"))?;
+        Ok(StoredIntent {
+            terms: TransferIntent {
+                id: self.id,
+                reference: self.reference,
+                from: AccountLabel { id: self.from_account_id, masked_number: self.from_label },
+                to: AccountLabel { id: self.to_account_id, masked_number: self.to_label },
+                amount: MinorUnits(self.amount_minor),
+                currency,
+                memo: self.memo,
+            },
+            owner: self.owner,
+            idempotency_key: self.idempotency_key,
+            fingerprint: self.request_fingerprint,
+            state,
+            version: self.version,
+            runner: self.runner,
+            created_at: Millis(self.created_at_ms),
+        })
+    }
+}
+
+/// What a caller's `idempotency_key` already stands for.
+pub enum Claim {
+    /// The key is new (or there was none): this call created the intent.
+    Created(StoredIntent),
+    /// The key was used before with the same terms: follow that intent.
+    Existing(StoredIntent),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Open(#[from] DatabaseError),
+    #[error("the transfer intent store failed: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot make {path} private: {source}")]
+    Permissions { path: String, source: std::io::Error },
+    #[error("idempotency_key {0:?} was already used for a different transfer")]
+    KeyReused(String),
+    #[error("the stored transfer intent {id} has an unreadable {what}")]
+    Unreadable { id: String, what: String },
+    #[error("the transfer intent {0} is not in the store")]
+    Missing(String),
+}
+
+/// Why [`IntentStore::apply`] did not write.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// Someone else changed the intent first; here is how it stands now.
+    #[error("the intent changed meanwhile")]
+    Conflict(Box<StoredIntent>),
+    #[error(transparent)]
+    NoTransition(#[from] NoTransition),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Database(error))
+    }
+}
+
+pub struct IntentStore {
+    path: PathBuf,
+    db: OnceCell<Database>,
+    clock: Clock,
+    /// A signal per intent changed by this process; watchers wake on every change of status.
+    live: Mutex<HashMap<String, watch::Sender<Status>>>,
+}
+
+impl IntentStore {
+    pub fn new(data_dir: PathBuf, clock: Clock) -> Self {
+        Self { path: data_dir.join(DATABASE_FILE), db: OnceCell::new(), clock, live: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    async fn db(&self) -> Result<&Database, StoreError> {
+        self.db
+            .get_or_try_init(|| async {
+                self.create_private()?;
+                Ok(Database::open(&self.path, &MIGRATIONS).await?)
+            })
+            .await
+    }
+
+    /// Creates the file (and its directory) readable by its owner only, before SQLite opens it; the
+    /// WAL and shared-memory files SQLite creates beside it take the same mode.
+    fn create_private(&self) -> Result<(), StoreError> {
+        let error = |source| StoreError::Permissions { path: self.path.display().to_string(), source };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(error)?;
+        }
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(0o600);
+            options.open(&self.path).map_err(error)?;
+            for suffix in ["", "-wal", "-shm"] {
+                let file = PathBuf::from(format!("{}{suffix}", self.path.display()));
+                if file.exists() {
+                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(error)?;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        options.open(&self.path).map_err(error)?;
+        Ok(())
+    }
+
+    /// Opens the store now (so a bad data directory is reported at start, not at the first call).
+    pub async fn open(&self) -> Result<(), StoreError> {
+        self.db().await.map(|_| ())
+    }
+
+    /// The owner's intent with this id, if any.
+    pub async fn get(&self, owner: &str, id: &str) -> Result<Option<StoredIntent>, StoreError> {
+        let db = self.db().await?;
+        let row: Option<Row> = sqlx::query_as("SELECT * FROM transfer_intents WHERE id = ? AND owner = ?")
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&db.reader)
+            .await?;
+        row.map(Row::into_intent).transpose()
+    }
+
+    /// The intent with this id, read through the writer (so it sees this process's last write).
+    pub async fn reload(&self, id: &str) -> Result<StoredIntent, StoreError> {
+        let db = self.db().await?;
+        let row: Option<Row> =
+            sqlx::query_as("SELECT * FROM transfer_intents WHERE id = ?").bind(id).fetch_optional(&db.writer).await?;
+        row.map(Row::into_intent).transpose()?.ok_or_else(|| StoreError::Missing(id.to_owned()))
+    }
+
+    /// The owner's intent recorded under `idempotency_key`, checked against `fingerprint`.
+    pub async fn by_key(&self, owner: &str, key: &str, fingerprint: &str) -> Result<Option<StoredIntent>, StoreError> {
+        let db = self.db().await?;
+        let row: Option<Row> = sqlx::query_as("SELECT * FROM transfer_intents WHERE owner = ? AND idempotency_key = ?")
+            .bind(owner)
+            .bind(key)
+            .fetch_optional(&db.writer)
+            .await?;
+        match row.map(Row::into_intent).transpose()? {
+            Some(intent) if intent.fingerprint != fingerprint => Err(StoreError::KeyReused(key.to_owned())),
+            other => Ok(other),
+        }
+    }
+
+    /// Records a new intent in `requesting`, driven by `runner`, unless the owner's
+    /// `idempotency_key` already names one.
+    pub async fn create(
+        &self,
+        owner: &str,
+        idempotency_key: Option<&str>,
+        fingerprint: &str,
+        terms: &TransferIntent,
+        runner: &RunnerId,
+    ) -> Result<Claim, StoreError> {
+        let db = self.db().await?;
+        let now = self.clock.now().0;
+        let state = IntentState::Requesting;
+        let inserted = sqlx::query(
+            "INSERT INTO transfer_intents (id, owner, idempotency_key, request_fingerprint, reference, from_account_id,
+                 from_label, to_account_id, to_label, amount_minor, currency, memo, status, state, version, runner,
+                 created_at_ms, updated_at_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+             ON CONFLICT (owner, idempotency_key) DO NOTHING",
+        )
+        .bind(&terms.id)
+        .bind(owner)
+        .bind(idempotency_key)
+        .bind(fingerprint)
+        .bind(&terms.reference)
+        .bind(&terms.from.id)
+        .bind(&terms.from.masked_number)
+        .bind(&terms.to.id)
+        .bind(&terms.to.masked_number)
+        .bind(terms.amount.0)
+        .bind(terms.currency.as_str())
+        .bind(&terms.memo)
+        .bind(state.status())
+        .bind(serde_json::to_string(&state).expect("a state serialises"))
+        .bind(&runner.0)
+        .bind(now)
+        .bind(now)
+        .execute(&db.writer)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            let key = idempotency_key.unwrap_or_default();
+            let existing = self.by_key(owner, key, fingerprint).await?;
+            return existing.map(Claim::Existing).ok_or_else(|| StoreError::KeyReused(key.to_owned()));
+        }
+        let intent = self.reload(&terms.id).await?;
+        self.signal(intent.id(), intent.status());
+        Ok(Claim::Created(intent))
+    }
+
+    /// Moves `intent` by `event`, if it is still as the caller last saw it (same version).
+    pub async fn apply(&self, intent: &StoredIntent, event: Event) -> Result<StoredIntent, ApplyError> {
+        let now = self.clock.now();
+        let next = transition(&intent.state, event, now)?;
+        let db = self.db().await?;
+        let updated = sqlx::query(
+            "UPDATE transfer_intents SET status = ?, state = ?, version = version + 1, updated_at_ms = ?
+             WHERE id = ? AND version = ?",
+        )
+        .bind(next.status())
+        .bind(serde_json::to_string(&next).expect("a state serialises"))
+        .bind(now.0)
+        .bind(intent.id())
+        .bind(intent.version)
+        .execute(&db.writer)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(ApplyError::Conflict(Box::new(self.reload(intent.id()).await?)));
+        }
+        let status = next.status();
+        self.signal(intent.id(), status);
+        Ok(StoredIntent { state: next, version: intent.version + 1, ..intent.clone() })
+    }
+
+    /// Applies `event` to the intent as it stands now, retrying on conflicts; for events any process
+    /// may cause (a cancellation).
+    pub async fn apply_latest(&self, id: &str, event: Event) -> Result<StoredIntent, ApplyError> {
+        loop {
+            let current = self.reload(id).await?;
+            match self.apply(&current, event.clone()).await {
+                Err(ApplyError::Conflict(_)) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// Records that `runner` is alive (inserting it on first call).
+    pub async fn heartbeat(&self, runner: &RunnerId) -> Result<(), StoreError> {
+        let db = self.db().await?;
+        let now = self.clock.now().0;
+        sqlx::query(
+            "INSERT INTO runners (id, started_at_ms, heartbeat_at_ms) VALUES (?1, ?2, ?2)
+             ON CONFLICT (id) DO UPDATE SET heartbeat_at_ms = excluded.heartbeat_at_ms",
+        )
+        .bind(&runner.0)
+        .bind(now)
+        .execute(&db.writer)
+        .await?;
+        Ok(())
+    }
+
+    /// Removes `runner`'s heartbeat and releases its open intents, so another runner takes them at
+    /// once instead of waiting for the heartbeat to go stale.
+    pub async fn retire(&self, runner: &RunnerId) -> Result<(), StoreError> {
+        let db = self.db().await?;
+        sqlx::query("UPDATE transfer_intents SET runner = NULL, version = version + 1 WHERE runner = ? AND status IN (?, ?, ?, ?)")
+            .bind(&runner.0)
+            .bind(Status::OPEN[0])
+            .bind(Status::OPEN[1])
+            .bind(Status::OPEN[2])
+            .bind(Status::OPEN[3])
+            .execute(&db.writer)
+            .await?;
+        sqlx::query("DELETE FROM runners WHERE id = ?").bind(&runner.0).execute(&db.writer).await?;
+        Ok(())
+    }
+
+    /// The owner's open intents whose runner is gone (no heartbeat since `stale_after` ago, or
+    /// none at all), each claimed for `runner`. Claiming bumps the version, so the old runner's
+    /// writes fail from now on.
+    pub async fn claim_stale(
+        &self,
+        owner: &str,
+        runner: &RunnerId,
+        stale_after: Duration,
+    ) -> Result<Vec<StoredIntent>, StoreError> {
+        let db = self.db().await?;
+        let alive_since = self.clock.now().minus(stale_after).0;
+        let rows: Vec<Row> = sqlx::query_as(
+            "UPDATE transfer_intents SET runner = ?1, version = version + 1
+             WHERE owner = ?2 AND status IN (?4, ?5, ?6, ?7) AND (runner IS NULL OR runner <> ?1)
+               AND (runner IS NULL OR runner NOT IN (SELECT id FROM runners WHERE heartbeat_at_ms >= ?3))
+             RETURNING *",
+        )
+        .bind(&runner.0)
+        .bind(owner)
+        .bind(alive_since)
+        .bind(Status::OPEN[0])
+        .bind(Status::OPEN[1])
+        .bind(Status::OPEN[2])
+        .bind(Status::OPEN[3])
+        .fetch_all(&db.writer)
+        .await?;
+        rows.into_iter().map(Row::into_intent).collect()
+    }
+
+    /// A receiver that sees this intent's changes of status made in this process.
+    pub fn watch(&self, id: &str, current: Status) -> watch::Receiver<Status> {
+        let mut live = self.live.lock().expect("intent signals");
+        live.entry(id.to_owned()).or_insert_with(|| watch::channel(current).0).subscribe()
+    }
+
+    fn signal(&self, id: &str, status: Status) {
+        let mut live = self.live.lock().expect("intent signals");
+        let sender = live.entry(id.to_owned()).or_insert_with(|| watch::channel(status).0);
+        sender.send_replace(status);
+        if status.is_final() {
+            // Receivers already subscribed still see the final value.
+            live.remove(id);
+        }
+    }
+}
