@@ -13,3 +13,4 @@ mod ping_delivery;
 mod polling_the_token_endpoint;
 mod requests_survive_a_restart;
 mod resending_an_approval_request_is_a_retry;
+mod waiting_survives_a_provider_outage;
