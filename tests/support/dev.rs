@@ -1,6 +1,7 @@
 //! The real dev stack (authorization server + bank API) on ephemeral loopback ports, with its data
 //! directory in a temp dir, and the client calls a CIBA client makes against it.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use bankguard::config::{ClientAuthMethod, ClientConfig, Config, DeliveryMode, GrantType};
@@ -86,6 +87,16 @@ impl Dev {
         Self { stack, config, data_dir, http }
     }
 
+    /// Stops this process's servers and keeps their ports and data directory for
+    /// [`StoppedDev::start_again`]; meanwhile nothing of the dev stack listens.
+    pub async fn stop(self) -> StoppedDev {
+        let Self { stack, mut config, data_dir, http } = self;
+        config.authz.listen = stack.authz_address;
+        config.bank_api.listen = stack.bank_api_address;
+        stack.shutdown().await;
+        StoppedDev { config, data_dir, http }
+    }
+
     pub fn issuer(&self) -> &str {
         &self.stack.running.issuer
     }
@@ -132,18 +143,31 @@ impl Dev {
 
     /// The approval request the MCP server sends for `transfer` on behalf of `subject`.
     pub async fn request_transfer_approval(&self, subject: &str, transfer: &Transfer) -> String {
+        let reply = self.ask_transfer_approval(&self.mcp_auth(), subject, transfer, &[]).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+        reply.body["auth_req_id"].as_str().unwrap().to_owned()
+    }
+
+    /// That approval request sent by `auth`, with `changes` replacing or adding parameters; the reply.
+    pub async fn ask_transfer_approval(
+        &self,
+        auth: &ClientAuth,
+        subject: &str,
+        transfer: &Transfer,
+        changes: &[(&str, &str)],
+    ) -> Reply {
         let details = Value::Array(vec![transfer.binding()]).to_string();
         let binding = format!("Transfer {} {} #{}", transfer.amount, transfer.currency, &transfer.intent_id[4..8]);
-        let params = [
+        let mut params = vec![
             ("scope", "openid create:transfer"),
             ("login_hint", subject),
             ("binding_message", binding.as_str()),
             ("audience", self.config.bank_api.audience.as_str()),
             ("authorization_details", details.as_str()),
         ];
-        let reply = self.bc_authorize(&self.mcp_auth(), &params).await;
-        assert_eq!(reply.status, 200, "{}", reply.body);
-        reply.body["auth_req_id"].as_str().unwrap().to_owned()
+        params.retain(|(name, _)| !changes.iter().any(|(changed, _)| changed == name));
+        params.extend_from_slice(changes);
+        self.bc_authorize(auth, &params).await
     }
 
     pub async fn token(&self, auth: &ClientAuth, params: &[(&str, &str)]) -> Reply {
@@ -211,5 +235,27 @@ impl Dev {
             .header("Idempotency-Key", &transfer.intent_id)
             .json(&transfer.body());
         send(request).await
+    }
+}
+
+/// A dev stack whose servers are stopped, with its data directory and ports kept.
+pub struct StoppedDev {
+    config: Config,
+    data_dir: tempfile::TempDir,
+    http: reqwest::Client,
+}
+
+impl StoppedDev {
+    /// Where the authorization server listened, and will again.
+    pub fn authz_address(&self) -> SocketAddr {
+        self.config.authz.listen
+    }
+
+    /// Starts the servers again on the same data directory and the same ports, so the issuer and
+    /// every endpoint URL a client holds stay valid.
+    pub async fn start_again(self) -> Dev {
+        let Self { config, data_dir, http } = self;
+        let stack = DevStack::start(&config).await.unwrap();
+        Dev { stack, config, data_dir, http }
     }
 }

@@ -3,6 +3,17 @@
 //! The client authenticates as registered; then the request is checked in the order a person would
 //! debug it: scope, user hint, binding message, expiry, audience and scopes, authorization details,
 //! ping token. Each refusal is the spec's error code with a description that says what to fix.
+//!
+//! **A resend is a retry, not a second approval.** When a client's answer is lost (a timeout, a
+//! reset), it cannot know whether the request was created, and the holder may already be looking at
+//! it. So when the same client asks again for the same user with byte-identical `scope`,
+//! `binding_message`, `authorization_details`, `audience`/`resource`, `requested_expiry` and user hint,
+//! the details carry an `intentId`, and the earlier request is still pending (not decided, not
+//! expired, not redeemed), the answer is that request again: the same `auth_req_id`, the `expires_in`
+//! it has left and its current `interval` (a ping client's new `client_notification_token` replaces
+//! the earlier one: it listens on the one it sent last). Anything else (another binding message or
+//! amount, no `intentId`, an earlier request already decided or expired) is a new request, as before.
+//! Auth0 does not do this; there every request is a fresh authorization.
 
 use std::sync::Arc;
 
@@ -12,11 +23,12 @@ use axum::http::HeaderMap;
 use jsonwebtoken::{Algorithm, Validation};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use super::AuthzState;
 use super::error::{ErrorCode, OAuthError};
 use super::form::OAuthForm;
-use super::store::{BackchannelRequest, Status, now_ms};
+use super::store::{BackchannelRequest, Created, Status, now_ms};
 use crate::authorization_details::{ACTION_INITIATE, PAYMENT_INITIATION, PaymentInitiation};
 use crate::config::{DeliveryMode, GrantType};
 use crate::devstack::seed::{self, SeedUser};
@@ -76,6 +88,8 @@ pub async fn authorize(
     let expires_in = checked_requested_expiry(form.requested_expiry.as_deref())?;
     let audience = checked_audience(&state, &form, &scope)?;
     let authorization_details = form.authorization_details.as_deref().map(checked_authorization_details).transpose()?;
+    let retry_key =
+        authorization_details.as_ref().filter(|details| names_an_intent(details)).map(|_| resend_fingerprint(&form));
     let client_notification_token = match client.delivery_mode {
         DeliveryMode::Ping => Some(checked_notification_token(form.client_notification_token.as_deref())?),
         DeliveryMode::Poll => None,
@@ -99,10 +113,47 @@ pub async fn authorize(
         decided_at: None,
         redeemed: false,
         notified: false,
+        retry_key,
     };
-    state.store.insert(&request).await.map_err(OAuthError::server_error)?;
-    tracing::info!(client = %client.id, user = user.subject, binding_message, "backchannel authentication requested");
-    Ok(Json(BackchannelResponse { auth_req_id: request.auth_req_id, expires_in, interval: request.interval_seconds }))
+    let answered = match state.store.create(&request, now).await.map_err(OAuthError::server_error)? {
+        Created::New => {
+            tracing::info!(client = %client.id, user = user.subject, binding_message, "backchannel authentication requested");
+            request
+        }
+        Created::Resent(earlier) => {
+            tracing::info!(client = %client.id, user = user.subject, binding_message, "a resend of a pending request");
+            *earlier
+        }
+    };
+    Ok(Json(BackchannelResponse {
+        expires_in: answered.expires_at - now,
+        interval: answered.interval_seconds,
+        auth_req_id: answered.auth_req_id,
+    }))
+}
+
+/// Whether some detail carries a non-empty `intentId`: the client's own name for this one approval,
+/// which makes an identical request a resend rather than a second transfer.
+fn names_an_intent(details: &Value) -> bool {
+    let intent_id = |detail: &Value| detail.get("intentId").and_then(Value::as_str).is_some_and(|id| !id.is_empty());
+    details.as_array().is_some_and(|details| details.iter().any(intent_id))
+}
+
+/// A fingerprint of every parameter that shapes the approval, exactly as sent (absent and empty
+/// differ), so only a byte-identical request is recognised as a resend.
+fn resend_fingerprint(form: &BackchannelForm) -> String {
+    let parameters = [
+        &form.scope,
+        &form.login_hint,
+        &form.id_token_hint,
+        &form.binding_message,
+        &form.authorization_details,
+        &form.audience,
+        &form.resource,
+        &form.requested_expiry,
+    ];
+    let encoded = serde_json::to_vec(&parameters).expect("strings serialise");
+    base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, Sha256::digest(encoded))
 }
 
 /// CIBA Core §7.1: `scope` is required and must contain `openid`.

@@ -1,6 +1,7 @@
-//! Backchannel authentication requests in SQLite: created by `/bc-authorize`, decided on the device,
-//! redeemed at `/oauth/token`, announced by ping. Every state change is one write transaction, so a
-//! request is decided once, redeemed once, and its poll interval only ever grows.
+//! Backchannel authentication requests in SQLite: created by `/bc-authorize` (or found again, when a
+//! client resends one), decided on the device, redeemed at `/oauth/token`, announced by ping. Every
+//! state change is one write transaction, so a request is created once, decided once, redeemed once,
+//! and its poll interval only ever grows.
 
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -41,6 +42,17 @@ pub struct BackchannelRequest {
     pub decided_at: Option<i64>,
     pub redeemed: bool,
     pub notified: bool,
+    /// The fingerprint that recognises a resend of this request (see [`RequestStore::create`]).
+    pub retry_key: Option<String>,
+}
+
+/// What [`RequestStore::create`] did.
+#[derive(Debug)]
+pub enum Created {
+    /// A new request, as given.
+    New,
+    /// A resend of this pending request, which is answered instead.
+    Resent(Box<BackchannelRequest>),
 }
 
 /// What a token request for an `auth_req_id` gets.
@@ -90,11 +102,45 @@ impl RequestStore {
         Ok(Self { db: Database::open(&data_dir.join(DATABASE_FILE), &MIGRATIONS).await? })
     }
 
-    pub async fn insert(&self, request: &BackchannelRequest) -> Result<(), sqlx::Error> {
+    /// Stores `request`, unless it resends one still pending: the same client and user, the same
+    /// [`retry_key`](BackchannelRequest::retry_key), not decided, not expired (at `now`, in seconds)
+    /// and not redeemed. Then the earlier request is returned instead, with the resend's
+    /// `client_notification_token` (the client listens on the one it sent last). One write
+    /// transaction, so two identical requests at once still make one.
+    pub async fn create(&self, request: &BackchannelRequest, now: i64) -> Result<Created, sqlx::Error> {
+        let mut tx = self.db.writer.begin_with(BEGIN_WRITE).await?;
+        if let Some(retry_key) = &request.retry_key {
+            let earlier: Option<BackchannelRequest> = sqlx::query_as(
+                "SELECT * FROM backchannel_requests
+                 WHERE client_id = ? AND subject = ? AND retry_key = ?
+                   AND status = 'pending' AND redeemed = 0 AND expires_at > ?
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+            )
+            .bind(&request.client_id)
+            .bind(&request.subject)
+            .bind(retry_key)
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(earlier) = earlier {
+                sqlx::query("UPDATE backchannel_requests SET client_notification_token = ? WHERE auth_req_id = ?")
+                    .bind(&request.client_notification_token)
+                    .bind(&earlier.auth_req_id)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                let token = request.client_notification_token.clone();
+                return Ok(Created::Resent(Box::new(BackchannelRequest {
+                    client_notification_token: token,
+                    ..earlier
+                })));
+            }
+        }
         sqlx::query(
             "INSERT INTO backchannel_requests (auth_req_id, client_id, subject, scope, audience, binding_message,
-                 authorization_details, client_notification_token, created_at, expires_at, interval_seconds, status)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending')",
+                 authorization_details, client_notification_token, created_at, expires_at, interval_seconds, status,
+                 retry_key)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
         )
         .bind(&request.auth_req_id)
         .bind(&request.client_id)
@@ -107,9 +153,11 @@ impl RequestStore {
         .bind(request.created_at)
         .bind(request.expires_at)
         .bind(request.interval_seconds)
-        .execute(&self.db.writer)
+        .bind(&request.retry_key)
+        .execute(&mut *tx)
         .await?;
-        Ok(())
+        tx.commit().await?;
+        Ok(Created::New)
     }
 
     /// A token request by `client_id` for `auth_req_id` at `now_ms`.
