@@ -30,6 +30,8 @@ enum Fault {
     Delayed,
     /// The outcome is not written to disk (disk full), or the process dies before writing it.
     NotRecorded,
+    /// Something on the way (a gateway, a misbehaving bank) answers 4xx without the bank recording it.
+    RefusedOnTheWay,
 }
 
 #[derive(Debug, Clone)]
@@ -53,6 +55,7 @@ fn fault() -> impl Strategy<Value = Fault> {
         1 => Just(Fault::LostAfter),
         1 => Just(Fault::Delayed),
         1 => Just(Fault::NotRecorded),
+        1 => Just(Fault::RefusedOnTheWay),
     ]
 }
 
@@ -186,7 +189,7 @@ impl World {
                     self.record(Event::RequestAbandoned { detail: "unreachable".into() }, fault);
                     return;
                 }
-                if matches!(fault, Fault::LostBefore) {
+                if matches!(fault, Fault::LostBefore | Fault::RefusedOnTheWay) {
                     return;
                 }
                 // The provider creates a request (the dev provider returns the same one on a retry).
@@ -204,7 +207,7 @@ impl World {
                 self.record(event, fault);
             }
             IntentState::Pending { expires_at, .. } => {
-                if matches!(fault, Fault::LostBefore) {
+                if matches!(fault, Fault::LostBefore | Fault::RefusedOnTheWay) {
                     return;
                 }
                 let event = if now >= expires_at {
@@ -229,6 +232,7 @@ impl World {
             IntentState::Executing { token_expires_at, .. } => {
                 let answer = match fault {
                     Fault::LostBefore => Err(unreachable()),
+                    Fault::RefusedOnTheWay => Err(refused(400, "bad_request")),
                     Fault::Delayed => {
                         self.delayed.push((token_expires_at.0, now));
                         Err(unreachable())
@@ -242,7 +246,7 @@ impl World {
             }
             IntentState::OutcomeUnknown { .. } => {
                 let answer = match (fault, &self.bank) {
-                    (Fault::LostBefore | Fault::LostAfter, _) => Err(()),
+                    (Fault::LostBefore | Fault::LostAfter | Fault::RefusedOnTheWay, _) => Err(()),
                     (_, Some(Stored::Executed(receipt))) => Ok(Some(RequestOutcome::Executed(receipt.clone()))),
                     (_, Some(Stored::Refused)) => Ok(Some(RequestOutcome::Refused {
                         status: 422,
