@@ -243,8 +243,14 @@ impl Runner {
             };
             match self.record(&intent, event).await {
                 Some(next) => {
-                    if next.status() != intent.status() {
-                        tracing::info!(%reference, status = next.status().as_str(), "transfer intent moved");
+                    match &next.state {
+                        IntentState::Completed { receipt } => {
+                            tracing::info!(%reference, transfer = %receipt.id, "transfer executed");
+                        }
+                        state if state.status() != intent.status() => {
+                            tracing::info!(%reference, status = state.status().as_str(), "transfer intent moved");
+                        }
+                        _ => {}
                     }
                     intent = next;
                 }

@@ -128,8 +128,9 @@ impl IntentState {
     }
 }
 
-/// The states by name, as stored in the `status` column and reported in tool results.
+/// Where a transfer is in its life (stored beside the state, and reported in tool results).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, sqlx::Type, schemars::JsonSchema)]
+#[schemars(rename = "TransferStatus", description = "Where the transfer is in its life.")]
 #[serde(rename_all = "snake_case")]
 #[sqlx(rename_all = "snake_case")]
 pub enum Status {

@@ -11,9 +11,7 @@ use crate::mcp::lifecycle::{IntentState, Status, StoredIntent};
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct TransferStatusOutput {
-    /// pending (the holder has not decided yet; requesting while the request is sent), executing (approved,
-    /// the bank is moving the money), outcome_unknown (approved, and whether the bank executed it is not known yet:
-    /// do not retry), completed, denied, expired, cancelled or failed.
+    /// Where the transfer is: requesting or pending (the holder has not decided yet), executing (approved; the bank is moving the money), outcome_unknown (approved; whether the bank executed it is not known yet: do not retry), completed, denied, expired, cancelled or failed.
     pub status: Status,
     /// The transfer intent's id: pass it to get_transfer_status.
     pub intent_id: String,
