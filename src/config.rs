@@ -88,6 +88,10 @@ pub struct McpConfig {
     /// The longest a tool call waits for the holder before it returns a pending result (the wait
     /// goes on in the background), 1 to 300 seconds. Most clients give up on a call after 60 s.
     pub max_wait_seconds: u64,
+    /// How often each server process records that it is alive, 1 to 60 seconds. The pending
+    /// transfers of a process silent for three heartbeats are taken over by another `bankguard
+    /// serve` on the same data directory.
+    pub heartbeat_seconds: u64,
 }
 
 impl std::fmt::Debug for McpConfig {
@@ -137,6 +141,7 @@ impl Default for McpConfig {
             max_transfer_amount: DEFAULT_MAX_TRANSFER.to_owned(),
             progress_interval_seconds: 5,
             max_wait_seconds: 45,
+            heartbeat_seconds: 5,
         }
     }
 }
@@ -425,6 +430,9 @@ impl McpConfig {
         }
         if !(1..=300).contains(&self.max_wait_seconds) {
             return invalid("max_wait_seconds", "must be between 1 and 300");
+        }
+        if !(1..=60).contains(&self.heartbeat_seconds) {
+            return invalid("heartbeat_seconds", "must be between 1 and 60");
         }
         match MinorUnits::parse_decimal(&self.max_transfer_amount) {
             Ok(max) if max.is_positive() => {}

@@ -99,6 +99,7 @@ impl Backends {
             login_hint,
             audience,
             requested_expiry,
+            heartbeat: Duration::from_secs(mcp.heartbeat_seconds),
         };
         let pings = (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default);
         let store = Arc::new(IntentStore::new(config.data_dir.clone(), clock));

@@ -4,6 +4,7 @@
 #[path = "../support/mod.rs"]
 mod support;
 
+mod a_cancelled_call_never_moves_money;
 mod approvals_outlast_the_call;
 mod http_endpoint_guards;
 mod invalid_transfers_are_refused_before_approval;
@@ -12,4 +13,5 @@ mod over_stdio;
 mod the_fault_proxy_injects_real_faults;
 mod tools_are_described;
 mod transfer_outcomes;
+mod transfers_survive_crashes;
 mod waiting_for_the_holder;

@@ -12,6 +12,7 @@
 pub mod browser;
 pub mod dev;
 pub mod fault_proxy;
+pub mod faulty;
 pub mod mcp;
 
 use std::collections::BTreeMap;

@@ -34,10 +34,8 @@ use crate::clock::{Clock, Millis};
 use crate::mcp::backends::{PingRegistration, PingWaiters};
 use crate::mcp::bank_access::BankAccess;
 
-/// How often a runner writes its heartbeat and looks for intents to take over.
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(5);
-/// A runner whose heartbeat is this old is presumed gone; its intents are taken over.
-pub const STALE_AFTER: Duration = Duration::from_secs(15);
+/// A runner silent for this many heartbeats is presumed gone; its intents are taken over.
+pub const STALE_AFTER_HEARTBEATS: u32 = 3;
 /// Assumed lifetime of an approval's token when the provider does not say.
 const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 const MAX_PROVIDER_PAUSE: Duration = Duration::from_secs(30);
@@ -53,6 +51,8 @@ pub struct ApprovalSettings {
     pub login_hint: LoginHint,
     pub audience: Option<String>,
     pub requested_expiry: Duration,
+    /// How often the runner records that it is alive (`mcp.heartbeat_seconds`).
+    pub heartbeat: Duration,
 }
 
 pub struct Runner {
@@ -108,12 +108,12 @@ impl Runner {
             loop {
                 tokio::select! {
                     () = runner.stop.cancelled() => return,
-                    () = runner.clock.sleep(HEARTBEAT_EVERY) => {}
+                    () = runner.clock.sleep(runner.approval.heartbeat) => {}
                 }
                 if let Err(error) = runner.beat().await {
                     tracing::error!(%error, "could not write this server's heartbeat; pausing work until it can");
                 }
-                match runner.store.claim_stale(&owner, &runner.id, STALE_AFTER).await {
+                match runner.store.claim_stale(&owner, &runner.id, runner.stale_after()).await {
                     Ok(claimed) => {
                         for intent in claimed {
                             tracing::info!(reference = %intent.terms.reference, intent = %intent.id(),
@@ -128,11 +128,15 @@ impl Runner {
         Ok(())
     }
 
+    fn stale_after(&self) -> Duration {
+        self.approval.heartbeat * STALE_AFTER_HEARTBEATS
+    }
+
     async fn beat(&self) -> Result<(), super::store::StoreError> {
         let before = self.clock.now();
         self.store.heartbeat(&self.id).await?;
-        // Others take over at heartbeat + STALE_AFTER; stop acting one beat before that.
-        let until = before.plus(STALE_AFTER).minus(HEARTBEAT_EVERY);
+        // Others take over at heartbeat + stale_after; stop acting one beat before that.
+        let until = before.plus(self.stale_after()).minus(self.approval.heartbeat);
         self.lease_until.fetch_max(until.0, Ordering::SeqCst);
         Ok(())
     }
