@@ -1,6 +1,7 @@
-//! Only a byte-identical resend of a pending request for an intent is the same request: any other
-//! difference, a request without an intent, or an earlier request that is already decided, redeemed
-//! or expired makes a new one, as every backchannel request did before.
+//! Only a byte-identical resend of a request for an intent that has not been exchanged or expired is
+//! the same request (the holder's decision, if already given, applies to the resend: the client
+//! lost the first answer, not the question). Any other difference, a request without an intent, or
+//! an earlier request that was already exchanged or expired makes a new one.
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -37,7 +38,7 @@ async fn a_request_that_differs_in_anything_or_names_no_intent_is_a_new_one() {
 }
 
 #[tokio::test]
-async fn a_decided_redeemed_or_expired_request_is_never_handed_out_again() {
+async fn a_decided_request_is_handed_out_with_its_decision_and_a_redeemed_or_expired_one_never() {
     let dev = Dev::start().await;
     let mcp = dev.mcp_auth();
     let ask = |transfer: Transfer, changes: &'static [(&'static str, &'static str)]| {
@@ -48,7 +49,8 @@ async fn a_decided_redeemed_or_expired_request_is_never_handed_out_again() {
     let approved = Transfer::new("acc_alice_chk", "acc_bob_chk", "1.00");
     let first = ask(approved.clone(), &[]).await;
     dev.approve(&first).await;
-    assert_ne!(ask(approved, &[]).await, first, "approved but not yet exchanged");
+    assert_eq!(ask(approved, &[]).await, first, "approved but not yet exchanged: the approval holds");
+    assert_eq!(dev.poll(&first).await.status, 200, "and is exchanged once");
 
     let redeemed = Transfer::new("acc_alice_chk", "acc_bob_chk", "2.00");
     let first = ask(redeemed.clone(), &[]).await;
@@ -59,7 +61,8 @@ async fn a_decided_redeemed_or_expired_request_is_never_handed_out_again() {
     let denied = Transfer::new("acc_alice_chk", "acc_bob_chk", "3.00");
     let first = ask(denied.clone(), &[]).await;
     dev.deny(&first).await;
-    assert_ne!(ask(denied, &[]).await, first, "denied");
+    assert_eq!(ask(denied, &[]).await, first, "denied: the denial holds");
+    assert_eq!(dev.poll(&first).await.body["error"], "access_denied");
 
     let expiring = Transfer::new("acc_alice_chk", "acc_bob_chk", "4.00");
     let first = ask(expiring.clone(), &[("requested_expiry", "1")]).await;

@@ -14,4 +14,5 @@ mod the_fault_proxy_injects_real_faults;
 mod tools_are_described;
 mod transfer_outcomes;
 mod transfers_survive_crashes;
+mod transfers_survive_network_faults;
 mod waiting_for_the_holder;

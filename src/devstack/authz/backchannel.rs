@@ -8,11 +8,12 @@
 //! reset), it cannot know whether the request was created, and the holder may already be looking at
 //! it. So when the same client asks again for the same user with byte-identical `scope`,
 //! `binding_message`, `authorization_details`, `audience`/`resource`, `requested_expiry` and user hint,
-//! the details carry an `intentId`, and the earlier request is still pending (not decided, not
-//! expired, not redeemed), the answer is that request again: the same `auth_req_id`, the `expires_in`
-//! it has left and its current `interval` (a ping client's new `client_notification_token` replaces
-//! the earlier one: it listens on the one it sent last). Anything else (another binding message or
-//! amount, no `intentId`, an earlier request already decided or expired) is a new request, as before.
+//! the details carry an `intentId`, and the earlier request has not been exchanged or expired, the
+//! answer is that request again: the same `auth_req_id`, the `expires_in` it has left and its current
+//! `interval`; a decision the holder already gave applies to it (a ping client's new
+//! `client_notification_token` replaces the earlier one: it listens on the one it sent last).
+//! Anything else (another binding message or amount, no `intentId`, an earlier request already
+//! exchanged or expired) is a new request, as before.
 //! Auth0 does not do this; there every request is a fresh authorization.
 
 use std::sync::Arc;

@@ -102,9 +102,10 @@ impl RequestStore {
         Ok(Self { db: Database::open(&data_dir.join(DATABASE_FILE), &MIGRATIONS).await? })
     }
 
-    /// Stores `request`, unless it resends one still pending: the same client and user, the same
-    /// [`retry_key`](BackchannelRequest::retry_key), not decided, not expired (at `now`, in seconds)
-    /// and not redeemed. Then the earlier request is returned instead, with the resend's
+    /// Stores `request`, unless it resends one not yet exchanged: the same client and user, the same
+    /// [`retry_key`](BackchannelRequest::retry_key), not expired (at `now`, in seconds) and not
+    /// redeemed. A decision already given applies to the resend (the client lost the answer, not the
+    /// question). Then the earlier request is returned instead, with the resend's
     /// `client_notification_token` (the client listens on the one it sent last). One write
     /// transaction, so two identical requests at once still make one.
     pub async fn create(&self, request: &BackchannelRequest, now: i64) -> Result<Created, sqlx::Error> {
@@ -113,7 +114,7 @@ impl RequestStore {
             let earlier: Option<BackchannelRequest> = sqlx::query_as(
                 "SELECT * FROM backchannel_requests
                  WHERE client_id = ? AND subject = ? AND retry_key = ?
-                   AND status = 'pending' AND redeemed = 0 AND expires_at > ?
+                   AND status IN ('pending', 'approved', 'denied') AND redeemed = 0 AND expires_at > ?
                  ORDER BY created_at DESC, rowid DESC LIMIT 1",
             )
             .bind(&request.client_id)

@@ -81,7 +81,7 @@ struct Device {
 
 #[derive(Debug)]
 enum Stored {
-    Executed(TransferReceipt),
+    Executed(Box<TransferReceipt>),
     Refused,
 }
 
@@ -133,12 +133,12 @@ impl World {
             return Err(refused(401, "invalid_token"));
         }
         match &self.bank {
-            Some(Stored::Executed(receipt)) => Ok(receipt.clone()),
+            Some(Stored::Executed(receipt)) => Ok((**receipt).clone()),
             Some(Stored::Refused) => Err(refused(422, "insufficient_funds")),
             None if self.funds => {
                 self.executions += 1;
                 let receipt = receipt();
-                self.bank = Some(Stored::Executed(receipt.clone()));
+                self.bank = Some(Stored::Executed(Box::new(receipt.clone())));
                 Ok(receipt)
             }
             None => {
@@ -247,7 +247,7 @@ impl World {
             IntentState::OutcomeUnknown { .. } => {
                 let answer = match (fault, &self.bank) {
                     (Fault::LostBefore | Fault::LostAfter | Fault::RefusedOnTheWay, _) => Err(()),
-                    (_, Some(Stored::Executed(receipt))) => Ok(Some(RequestOutcome::Executed(receipt.clone()))),
+                    (_, Some(Stored::Executed(receipt))) => Ok(Some(RequestOutcome::Executed((**receipt).clone()))),
                     (_, Some(Stored::Refused)) => Ok(Some(RequestOutcome::Refused {
                         status: 422,
                         code: "insufficient_funds".into(),
