@@ -55,9 +55,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let request =
         CallToolRequestParams::new("transfer_funds").with_arguments(arguments.as_object().cloned().unwrap_or_default());
     let mut outcome = client.call_tool(request).await?;
-    // The holder has not decided within the server's wait bound: ask for the outcome until it is known.
-    while status(&outcome) == Some("pending") {
-        println!("  (still pending) {}", text(&outcome));
+    // Not settled within the server's wait bound (the holder has not decided, or the bank has not
+    // answered yet): ask for the outcome until it is known. Never send the transfer again.
+    while matches!(status(&outcome), Some("requesting" | "pending" | "executing" | "outcome_unknown")) {
+        println!("  (not settled yet) {}", text(&outcome));
         let intent_id = outcome.structured_content.as_ref().and_then(|s| s["intent_id"].as_str()).unwrap_or_default();
         let arguments = serde_json::json!({"intent_id": intent_id, "wait_seconds": 45});
         println!("\n> get_transfer_status {intent_id}");

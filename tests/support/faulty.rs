@@ -102,19 +102,21 @@ impl FaultyStack {
         Serve { url, log, child }
     }
 
+    /// A read-only pool on one of the data directory's databases.
+    async fn read_only(&self, file: &str) -> sqlx::SqlitePool {
+        let options = sqlx::sqlite::SqliteConnectOptions::new().filename(self.dev.data_path(file)).read_only(true);
+        sqlx::SqlitePool::connect_with(options).await.unwrap()
+    }
+
     /// Transfers (count) in the bank's ledger.
     pub async fn bank_transfers(&self) -> i64 {
-        let options =
-            sqlx::sqlite::SqliteConnectOptions::new().filename(self.dev.data_path("bank.sqlite")).read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let pool = self.read_only("bank.sqlite").await;
         sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&pool).await.unwrap()
     }
 
     /// The status of an intent as stored (read from `mcp.sqlite`, whoever drives it).
     pub async fn stored_status(&self, intent_id: &str) -> String {
-        let options =
-            sqlx::sqlite::SqliteConnectOptions::new().filename(self.dev.data_path("mcp.sqlite")).read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let pool = self.read_only("mcp.sqlite").await;
         sqlx::query_scalar("SELECT status FROM transfer_intents WHERE id = ?")
             .bind(intent_id)
             .fetch_one(&pool)
@@ -149,9 +151,7 @@ impl FaultyStack {
 
     /// The newest intent's id, read from the store.
     pub async fn newest_intent(&self) -> Option<String> {
-        let options =
-            sqlx::sqlite::SqliteConnectOptions::new().filename(self.dev.data_path("mcp.sqlite")).read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.ok()?;
+        let pool = self.read_only("mcp.sqlite").await;
         sqlx::query_scalar("SELECT id FROM transfer_intents ORDER BY created_at_ms DESC, rowid DESC LIMIT 1")
             .fetch_optional(&pool)
             .await
@@ -161,9 +161,7 @@ impl FaultyStack {
 
     /// How many approval requests the device has seen in all.
     pub async fn approval_requests(&self) -> i64 {
-        let options =
-            sqlx::sqlite::SqliteConnectOptions::new().filename(self.dev.data_path("authz.sqlite")).read_only(true);
-        let pool = sqlx::SqlitePool::connect_with(options).await.unwrap();
+        let pool = self.read_only("authz.sqlite").await;
         sqlx::query_scalar("SELECT count(*) FROM backchannel_requests").fetch_one(&pool).await.unwrap()
     }
 }

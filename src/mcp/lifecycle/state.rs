@@ -319,3 +319,70 @@ impl Event {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NOW: Millis = Millis(1_000_000);
+
+    fn executing() -> IntentState {
+        IntentState::Executing { token: Secret::new("t"), token_expires_at: NOW.plus(Duration::from_secs(300)) }
+    }
+
+    #[test]
+    fn a_cancel_counts_until_the_approval_is_redeemed_and_never_after() {
+        assert_eq!(transition(&IntentState::Requesting, Event::Cancel, NOW), Ok(IntentState::Cancelled));
+        let pending = transition(
+            &IntentState::Requesting,
+            Event::RequestAccepted { auth_req_id: AuthReqId::new("r"), expires_at: NOW, interval_seconds: 5 },
+            NOW,
+        )
+        .unwrap();
+        assert_eq!(transition(&pending, Event::Cancel, NOW), Ok(IntentState::Cancelled));
+        assert_eq!(transition(&executing(), Event::Cancel, NOW), Err(NoTransition::TooLate));
+    }
+
+    #[test]
+    fn a_bank_refusal_is_failed_only_once_the_bank_confirms_it_holds_nothing() {
+        let refused =
+            Event::BankRefused { code: "insufficient_funds".into(), detail: "low".into(), unanswered_since: None };
+        let unknown = transition(&executing(), refused, NOW).unwrap();
+        assert_eq!(unknown.status(), Status::OutcomeUnknown);
+        let found = transition(&unknown, Event::LookupFound { receipt: receipt() }, NOW).unwrap();
+        assert_eq!(found.status(), Status::Completed, "the bank's record wins over the refusal we heard");
+        let nothing = transition(&unknown, Event::LookupNothing, NOW).unwrap();
+        assert!(matches!(nothing, IntentState::Failed { reason: FailureReason::BankRefused { .. } }));
+    }
+
+    #[test]
+    fn nothing_recorded_proves_nothing_while_an_unanswered_request_may_still_execute() {
+        let unanswered = Event::BankUnanswered { detail: "reset".into(), since: NOW };
+        let at_expiry = NOW.plus(Duration::from_secs(300));
+        let unknown = transition(&executing(), unanswered, at_expiry).unwrap();
+        let settled = NOW.plus(IN_FLIGHT_GRACE);
+        assert_eq!(transition(&unknown, Event::LookupNothing, NOW), Err(NoTransition::TooEarly(settled)));
+        // After the grace, with the token still good: send it again under the same key.
+        assert_eq!(transition(&unknown, Event::LookupNothing, at_expiry).unwrap().status(), Status::Executing);
+        // Once the token can no longer be used: failed, nothing moved.
+        let late = at_expiry.plus(TOKEN_GRACE);
+        assert!(matches!(
+            transition(&unknown, Event::LookupNothing, late),
+            Ok(IntentState::Failed { reason: FailureReason::BankUnreachable { .. } })
+        ));
+    }
+
+    #[test]
+    fn final_states_do_not_move() {
+        for state in [IntentState::Denied, IntentState::Expired, IntentState::Cancelled] {
+            assert_eq!(transition(&state, Event::LookupNothing, NOW), Err(NoTransition::Final(state.status())));
+        }
+    }
+
+    fn receipt() -> TransferReceipt {
+        serde_json::from_value(serde_json::json!({"id": "trf_1", "status": "completed", "from_account_id": "a",
+            "to_account_id": "b", "amount": "1.00", "currency": "USD", "created_at": "2026-11-23T00:00:00Z",
+            "from_account_balance_after": "0.00"}))
+        .unwrap()
+    }
+}

@@ -403,3 +403,104 @@ impl IntentStore {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::ciba::types::AuthReqId;
+    use crate::clock::ManualClock;
+
+    fn terms() -> TransferIntent {
+        TransferIntent::new(
+            AccountLabel { id: "acc_alice_chk".into(), masked_number: "CHK-4821".into() },
+            AccountLabel { id: "acc_bob_chk".into(), masked_number: "CHK-3307".into() },
+            MinorUnits(2500),
+            "USD".parse().unwrap(),
+            None,
+        )
+    }
+
+    async fn store() -> (tempfile::TempDir, IntentStore, ManualClock) {
+        let dir = tempfile::tempdir().unwrap();
+        let (clock, hand) = Clock::manual(Millis(1_000_000));
+        let store = IntentStore::new(dir.path().to_owned(), clock);
+        store.open().await.unwrap();
+        (dir, store, hand)
+    }
+
+    fn accepted() -> Event {
+        Event::RequestAccepted {
+            auth_req_id: AuthReqId::new("req-1"),
+            expires_at: Millis(1_300_000),
+            interval_seconds: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn a_silent_runners_intents_are_taken_over_and_its_writes_refused_from_then_on() {
+        let (_dir, store, hand) = store().await;
+        let (old, new) = (RunnerId::new(), RunnerId::new());
+        store.heartbeat(&old).await.unwrap();
+        store.heartbeat(&new).await.unwrap();
+        let Claim::Created(intent) = store.create("alice", None, "f", &terms(), &old).await.unwrap() else {
+            panic!("created")
+        };
+        let pending = store.apply(&intent, accepted()).await.unwrap();
+
+        // While the old runner's heartbeat is fresh, nobody takes its intent.
+        hand.advance(Duration::from_secs(10));
+        store.heartbeat(&new).await.unwrap();
+        assert!(store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap().is_empty());
+
+        // Silent for longer than the stale bound: the intent moves, once, to the runner that asked.
+        hand.advance(Duration::from_secs(6));
+        let claimed = store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].runner.as_deref(), Some(new.0.as_str()));
+        assert!(store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap().is_empty());
+
+        // The old runner wakes up and tries to record the approval it got: refused.
+        let token = crate::ciba::types::Secret::new("t");
+        let late = store.apply(&pending, Event::Approved { token, token_expires_at: Millis(2_000_000) }).await;
+        assert!(matches!(late, Err(ApplyError::Conflict(current)) if current.status() == Status::Pending));
+    }
+
+    #[tokio::test]
+    async fn a_runner_that_stops_cleanly_hands_its_intents_back_at_once() {
+        let (_dir, store, _hand) = store().await;
+        let (old, new) = (RunnerId::new(), RunnerId::new());
+        store.heartbeat(&old).await.unwrap();
+        store.create("alice", None, "f", &terms(), &old).await.unwrap();
+        store.retire(&old).await.unwrap();
+        assert_eq!(store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_cancel_and_an_approval_racing_for_one_intent_cannot_both_win() {
+        let (_dir, store, _hand) = store().await;
+        let runner = RunnerId::new();
+        let Claim::Created(intent) = store.create("alice", None, "f", &terms(), &runner).await.unwrap() else {
+            panic!("created")
+        };
+        let pending = store.apply(&intent, accepted()).await.unwrap();
+        let cancelled = store.apply_latest(pending.id(), Event::Cancel).await.unwrap();
+        assert_eq!(cancelled.status(), Status::Cancelled);
+        let token = crate::ciba::types::Secret::new("t");
+        let approved = store.apply(&pending, Event::Approved { token, token_expires_at: Millis(2_000_000) }).await;
+        assert!(matches!(approved, Err(ApplyError::Conflict(_))));
+        assert_eq!(store.reload(pending.id()).await.unwrap().status(), Status::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn the_store_file_is_readable_by_its_owner_only() {
+        let (dir, _store, _hand) = store().await;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.path().join(DATABASE_FILE)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+    }
+}
