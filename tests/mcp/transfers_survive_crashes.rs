@@ -46,6 +46,8 @@ async fn killed_after_the_approval_before_the_bank_saw_the_transfer_another_serv
 
     let second = stack.serve(1).await;
     assert!(stack.until_status(&intent, "completed", SETTLE).await, "{}", second.logs());
+    let answer = status(&second.client().await, &intent, 0).await;
+    assert_eq!(structured(&answer)["transfer"]["source_balance_after"], "2460.00", "{}", text(&answer));
     assert_eq!(stack.bank_transfers().await, 1);
     assert_eq!(stack.dev.balances().await["acc_alice_chk"], "2460.00");
 }
@@ -92,6 +94,8 @@ async fn killed_right_after_recording_the_request_the_next_server_asks_the_holde
     stack.decide_latest("approve").await;
     let intent = stack.newest_intent().await.unwrap();
     assert!(stack.until_status(&intent, "completed", SETTLE).await, "{}", second.logs());
+    let answer = status(&second.client().await, &intent, 0).await;
+    assert!(text(&answer).starts_with("Transferred 60.00 USD"), "{}", text(&answer));
     assert_eq!(stack.bank_transfers().await, 1);
     assert_eq!(stack.approval_requests().await, 1, "one request on the device");
     assert_eq!(stack.dev.balances().await["acc_alice_chk"], "2440.00");
