@@ -105,7 +105,17 @@ impl ApiError {
             Self::Replayed(refusal) if refusal.status == 403 => ("insufficient_scope", None),
             _ => return None,
         };
-        let description = self.to_string().replace(['"', '\\'], "'");
+        // RFC 6750 §3: error_description is printable ASCII without `"` and `\`; a header value with
+        // anything else would be dropped, and the challenge with it.
+        let description: String = self
+            .to_string()
+            .chars()
+            .map(|c| match c {
+                '"' | '\\' => '\'',
+                ' '..='~' => c,
+                _ => '?',
+            })
+            .collect();
         let scope = scope.map(|s| format!(", scope=\"{s}\"")).unwrap_or_default();
         Some(format!("Bearer realm=\"{REALM}\", error=\"{error}\", error_description=\"{description}\"{scope}"))
     }
