@@ -25,7 +25,7 @@ use axum::extract::State;
 use axum::routing::get;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use jsonwebtoken::{Algorithm, EncodingKey};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
 use rsa::pkcs1::EncodeRsaPrivateKey;
@@ -64,6 +64,8 @@ pub enum Signing {
     Es256UnderRsaKid,
     /// A valid RS256 signature but no `kid` in the header.
     Rs256WithoutKid,
+    /// RS256 by a key nobody published, under a `kid` the issuer never publishes (not even on rotation).
+    Rs256NeverPublishedKid,
 }
 
 /// Keys are generated once per test binary: RSA generation is the slow part.
@@ -191,31 +193,55 @@ impl TestIssuer {
     }
 
     pub fn sign(&self, claims: &Value, signing: Signing) -> String {
+        self.sign_with_header(claims, signing, |_| {})
+    }
+
+    /// Signs `claims` under a JOSE header that `edit` may change after it is built (`alg`, `kid` and
+    /// `typ: at+jwt` as `signing` says): add `crit`, change or drop `typ`, anything the provider's key
+    /// could sign, malformed or not.
+    pub fn sign_with_header(
+        &self,
+        claims: &Value,
+        signing: Signing,
+        edit: impl FnOnce(&mut serde_json::Map<String, Value>),
+    ) -> String {
         let keys = keys();
-        let header = |alg, kid: Option<&str>| Header {
-            typ: Some("at+jwt".into()),
-            kid: kid.map(str::to_owned),
-            ..Header::new(alg)
+        let (alg, kid, key) = match signing {
+            Signing::Rs256 => (Algorithm::RS256, Some("rsa-1"), Some(&keys.rsa)),
+            Signing::Es256 => (Algorithm::ES256, Some("ec-1"), Some(&keys.ec)),
+            Signing::Rs256ForgedWithPublishedKid => (Algorithm::RS256, Some("rsa-1"), Some(&keys.stranger_rsa)),
+            Signing::Rs256UnknownKid => (Algorithm::RS256, Some("rsa-rotated"), Some(&keys.stranger_rsa)),
+            Signing::Rs256NeverPublishedKid => {
+                (Algorithm::RS256, Some("rsa-never-published"), Some(&keys.stranger_rsa))
+            }
+            Signing::Hs256WithPublicKey => (Algorithm::HS256, Some("rsa-1"), None),
+            Signing::Es256UnderRsaKid => (Algorithm::ES256, Some("rsa-1"), Some(&keys.ec)),
+            Signing::Rs256WithoutKid => (Algorithm::RS256, None, Some(&keys.rsa)),
+            Signing::None => (Algorithm::HS256, Some("rsa-1"), None),
         };
-        let (header, key) = match signing {
-            Signing::Rs256 => (header(Algorithm::RS256, Some("rsa-1")), keys.rsa.clone()),
-            Signing::Es256 => (header(Algorithm::ES256, Some("ec-1")), keys.ec.clone()),
-            Signing::Rs256ForgedWithPublishedKid => {
-                (header(Algorithm::RS256, Some("rsa-1")), keys.stranger_rsa.clone())
-            }
-            Signing::Rs256UnknownKid => (header(Algorithm::RS256, Some("rsa-rotated")), keys.stranger_rsa.clone()),
-            Signing::Hs256WithPublicKey => {
-                (header(Algorithm::HS256, Some("rsa-1")), EncodingKey::from_secret(keys.rsa_public_pem.as_bytes()))
-            }
-            Signing::Es256UnderRsaKid => (header(Algorithm::ES256, Some("rsa-1")), keys.ec.clone()),
-            Signing::Rs256WithoutKid => (header(Algorithm::RS256, None), keys.rsa.clone()),
-            Signing::None => {
-                let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"none","typ":"at+jwt","kid":"rsa-1"}"#);
-                let payload = URL_SAFE_NO_PAD.encode(claims.to_string());
-                return format!("{header}.{payload}.");
+        let mut header = serde_json::Map::new();
+        let alg_name = if let Signing::None = signing { json!("none") } else { serde_json::to_value(alg).unwrap() };
+        header.insert("alg".into(), alg_name);
+        header.insert("typ".into(), json!("at+jwt"));
+        if let Some(kid) = kid {
+            header.insert("kid".into(), json!(kid));
+        }
+        edit(&mut header);
+        let message = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let signature = match (signing, key) {
+            (Signing::None, _) => String::new(),
+            (_, Some(key)) => jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap(),
+            // The classic algorithm-confusion attack: HMAC keyed with the published public key.
+            (_, None) => {
+                let key = EncodingKey::from_secret(keys.rsa_public_pem.as_bytes());
+                jsonwebtoken::crypto::sign(message.as_bytes(), &key, alg).unwrap()
             }
         };
-        jsonwebtoken::encode(&header, claims, &key).unwrap()
+        format!("{message}.{signature}")
     }
 }
 
