@@ -2,9 +2,15 @@
 //!
 //! Discovery (`{issuer}/.well-known/openid-configuration`) names the `jwks_uri`; its `issuer` must
 //! equal the configured one exactly (OpenID Connect Discovery §4.3), or a look-alike provider could
-//! hand us its keys. A token whose `kid` is not cached triggers one refetch, but never more than one
-//! per refetch interval however many such tokens arrive, so forged `kid`s cannot make us hammer the
-//! provider. Only RSA and P-256 keys meant for signatures are kept.
+//! hand us its keys. Only RSA and P-256 keys meant for signatures are kept.
+//!
+//! A token whose `kid` is not cached makes us fetch the key set at once, so a key the provider has
+//! just rotated in is accepted from its first token, however recently we last fetched. What is
+//! limited is the fetch that *misses*: once a fetch for an unknown `kid` comes back without it, further
+//! unknown `kid`s are refused without a fetch until the refetch interval has passed since that miss.
+//! Forged `kid`s therefore cost the provider at most one fetch per interval, and a genuine new key
+//! waits at most one interval, only if its first token came before the provider published it (or
+//! within an interval of a forged one).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -46,6 +52,8 @@ struct Snapshot {
     keys: HashMap<String, Arc<VerificationKey>>,
     jwks_uri: Option<String>,
     last_attempt: Option<Instant>,
+    /// When a fetch last came back without the unknown `kid` it was made for: the start of the quiet window.
+    last_miss: Option<Instant>,
     fetched_ever: bool,
 }
 
@@ -71,14 +79,21 @@ impl JwksCache {
             if let Some(key) = snapshot.keys.get(kid) {
                 return Ok(key.clone());
             }
-            // Until a first fetch succeeds there is nothing to protect, so retry sooner.
-            let wait = if snapshot.fetched_ever { self.refetch_interval } else { RETRY_UNTIL_FIRST_FETCH };
-            snapshot.last_attempt.is_none_or(|at| at.elapsed() >= wait.min(self.refetch_interval))
+            if snapshot.fetched_ever {
+                snapshot.last_miss.is_none_or(|at| at.elapsed() >= self.refetch_interval)
+            } else {
+                // Until a first fetch succeeds there is nothing to protect, so retry sooner.
+                let wait = RETRY_UNTIL_FIRST_FETCH.min(self.refetch_interval);
+                snapshot.last_attempt.is_none_or(|at| at.elapsed() >= wait)
+            }
         };
         if due {
             self.refetch().await;
         }
-        let snapshot = self.snapshot.read().await;
+        let mut snapshot = self.snapshot.write().await;
+        if due && snapshot.fetched_ever && !snapshot.keys.contains_key(kid) {
+            snapshot.last_miss = Some(Instant::now());
+        }
         match snapshot.keys.get(kid) {
             Some(key) => Ok(key.clone()),
             None if !snapshot.fetched_ever => {
