@@ -286,7 +286,16 @@ pub struct BankApiConfig {
     pub require_transaction_binding: bool,
     /// The largest single transfer, as a decimal string.
     pub max_transfer_amount: String,
-    /// A token with an unknown `kid` triggers a JWKS refetch at most this often.
+    /// Require the RFC 9068 header `typ: at+jwt` (or `application/at+jwt`, any case), so that no other
+    /// JWT the provider signs (an ID token, a logout token) passes for an access token. Turn it off only
+    /// for a provider that sends `typ: JWT` access tokens (Keycloak by default); Auth0 sends `at+jwt`
+    /// for an API on its "RFC 9068" token profile, which the bank needs anyway for `jti`.
+    pub require_at_jwt_typ: bool,
+    /// The clients (`client_id`, or Auth0's `azp`) whose access tokens the bank accepts, on every route:
+    /// a token the provider issued to any other client is refused.
+    pub accepted_client_ids: Vec<String>,
+    /// A token with an unknown `kid` makes the bank fetch the issuer's keys at once, unless a fetch
+    /// for an unknown `kid` came back without it less than this long ago (then it is refused unfetched).
     pub jwks_refetch_interval_seconds: u64,
 }
 
@@ -309,6 +318,8 @@ impl Default for BankApiConfig {
             audience: "urn:bankguard:bank-api".to_owned(),
             require_transaction_binding: true,
             max_transfer_amount: DEFAULT_MAX_TRANSFER.to_owned(),
+            require_at_jwt_typ: true,
+            accepted_client_ids: vec![MCP_CLIENT_ID.to_owned()],
             jwks_refetch_interval_seconds: 60,
         }
     }
@@ -383,6 +394,12 @@ impl Config {
             Ok(max) if max.is_positive() => {}
             Ok(_) => return invalid("bank_api.max_transfer_amount", "must be greater than zero"),
             Err(e) => return invalid("bank_api.max_transfer_amount", &e.to_string()),
+        }
+        if bank.accepted_client_ids.is_empty() {
+            return invalid("bank_api.accepted_client_ids", "must name at least one client (the MCP server's)");
+        }
+        if bank.accepted_client_ids.iter().any(|id| id.is_empty() || id.trim() != id) {
+            return invalid("bank_api.accepted_client_ids", "entries must be client ids, without surrounding spaces");
         }
         if bank.jwks_refetch_interval_seconds == 0 {
             return invalid("bank_api.jwks_refetch_interval_seconds", "must be at least 1");
@@ -545,5 +562,18 @@ mod tests {
         config.bank_api.max_transfer_amount = "ten".into();
         let message = config.validate().unwrap_err().to_string();
         assert!(message.contains("bank_api.max_transfer_amount"), "{message}");
+    }
+
+    #[test]
+    fn the_bank_accepts_the_mcp_servers_tokens_by_default_and_needs_some_client() {
+        let mut config = Config::default();
+        assert_eq!(config.bank_api.accepted_client_ids, [config.mcp.client_id.clone()]);
+        assert!(config.bank_api.require_at_jwt_typ);
+        config.bank_api.accepted_client_ids.clear();
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("bank_api.accepted_client_ids"), "{message}");
+        config.bank_api.accepted_client_ids = vec![" bankguard-mcp".into()];
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("bank_api.accepted_client_ids"), "{message}");
     }
 }

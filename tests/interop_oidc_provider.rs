@@ -174,6 +174,9 @@ impl Interop {
         config.bank_api.listen = "127.0.0.1:0".parse().unwrap();
         config.bank_api.issuer = Some(provider.issuer.clone());
         config.bank_api.audience = AUDIENCE.to_owned();
+        // oidc-provider signs its JWT access tokens `typ: at+jwt` (the default `require_at_jwt_typ` holds) and
+        // names the client that asked in `client_id`: these are the ids `provider.mjs` registers, not bankguard-mcp.
+        config.bank_api.accepted_client_ids = vec![POLL_CLIENT.0.to_owned(), PING_CLIENT.0.to_owned()];
         config.validate().unwrap();
         let bank = BankApi::open(&config, &provider.issuer).await.unwrap();
         let bank_listener = tokio::net::TcpListener::bind(config.bank_api.listen).await.unwrap();

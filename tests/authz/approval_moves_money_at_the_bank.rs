@@ -2,7 +2,7 @@
 //! money, and only once.
 
 use crate::support::Transfer;
-use crate::support::dev::Dev;
+use crate::support::dev::{ClientAuth, Dev, POST_CLIENT};
 
 async fn approved_token(dev: &Dev, transfer: &Transfer) -> String {
     let auth_req_id = dev.request_transfer_approval("alice", transfer).await;
@@ -74,5 +74,27 @@ async fn a_denied_request_yields_no_token_and_moves_nothing() {
 
     assert_eq!(reply.body["error"], "access_denied");
     assert!(reply.body["access_token"].is_null());
+    assert_eq!(dev.balances().await, before);
+}
+
+#[tokio::test]
+async fn a_token_another_client_got_approved_moves_nothing() {
+    let dev = Dev::start().await;
+    let transfer = Transfer::new("acc_alice_chk", "acc_bob_chk", "5.00");
+    let before = dev.balances().await;
+    // Another client registered at the same provider asks the holder, who approves exactly this transfer.
+    let other = ClientAuth::Post(POST_CLIENT.0.into(), POST_CLIENT.1.into());
+    let asked = dev.ask_transfer_approval(&other, "alice", &transfer, &[]).await;
+    assert_eq!(asked.status, 200, "{}", asked.body);
+    let auth_req_id = asked.body["auth_req_id"].as_str().unwrap();
+    dev.approve(auth_req_id).await;
+    let grant = [("grant_type", "urn:openid:params:grant-type:ciba"), ("auth_req_id", auth_req_id)];
+    let issued = dev.token(&other, &grant).await;
+    assert_eq!(issued.status, 200, "{}", issued.body);
+
+    let reply = dev.post_transfer(issued.body["access_token"].as_str().unwrap(), &transfer).await;
+
+    assert_eq!((reply.status, reply.code()), (401, "invalid_token"), "{}", reply.body);
+    assert!(reply.body["detail"].as_str().unwrap().contains("client"), "{}", reply.body);
     assert_eq!(dev.balances().await, before);
 }

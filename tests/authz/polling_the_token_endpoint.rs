@@ -138,7 +138,8 @@ async fn an_unknown_foreign_or_missing_auth_req_id_is_invalid_grant() {
 
 #[tokio::test]
 async fn client_credentials_give_read_accounts_and_never_create_transfer() {
-    let dev = Dev::start().await;
+    // A bank that serves this client too (by default it accepts only the MCP server's tokens).
+    let dev = Dev::start_with(|config| config.bank_api.accepted_client_ids.push(MACHINE_CLIENT.0.into())).await;
     let audience = dev.config.bank_api.audience.clone();
     let machine = ClientAuth::Basic(MACHINE_CLIENT.0.into(), MACHINE_CLIENT.1.into());
 

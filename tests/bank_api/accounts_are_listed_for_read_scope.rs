@@ -34,6 +34,13 @@ async fn listing_needs_read_accounts_and_a_known_user() {
 
     let unknown = bank.get("/api/users/mallory/accounts", Some(&bank.issuer.read_token())).await;
     assert_eq!((unknown.status, unknown.code()), (404, "unknown_user"));
+
+    // Reads too are for the accepted clients (bank_api.accepted_client_ids) only.
+    let mut others = bank.issuer.claims("other-app@clients", "read:accounts");
+    others["client_id"] = "other-app".into();
+    let reply = bank.get("/api/users/alice/accounts", Some(&bank.issuer.sign(&others, Signing::Rs256))).await;
+    assert_eq!((reply.status, reply.code()), (401, "invalid_token"), "{:?}", reply.body);
+    assert!(reply.header("www-authenticate").contains("error=\"invalid_token\""));
 }
 
 #[tokio::test]

@@ -11,3 +11,4 @@ mod idempotency_key_replays_the_first_response;
 mod refusals_change_nothing;
 mod signing_keys_rotate_without_hammering_the_issuer;
 mod the_bank_answers_what_happened_under_an_idempotency_key;
+mod tokens_are_read_as_each_provider_spells_them;

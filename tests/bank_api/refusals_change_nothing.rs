@@ -14,6 +14,8 @@ struct Case {
     body: Value,
     status: u16,
     code: &'static str,
+    /// Words the problem's `detail` must contain ("" when any explanation will do).
+    says: &'static str,
 }
 
 fn edited(claims: &Value, edit: impl FnOnce(&mut Value)) -> Value {
@@ -61,10 +63,25 @@ async fn every_refusal_says_why_and_moves_no_money() {
         body,
         status,
         code,
+        says: "",
     };
     let token_case = |name, claims: Value, signing| {
         case(name, Some(issuer.sign(&claims, signing)), transfer.body(), 401, "invalid_token")
     };
+    // The approval, signed by the provider's key under a header that `edit` changed; refused saying `says`.
+    let header_case = |name, says, edit: fn(&mut serde_json::Map<String, Value>)| Case {
+        says,
+        ..case(
+            name,
+            Some(issuer.sign_with_header(&approval, Signing::Rs256, edit)),
+            transfer.body(),
+            401,
+            "invalid_token",
+        )
+    };
+    // The approval with its claims changed by `edit`, genuinely signed; refused saying `says`.
+    let claims_case =
+        |name, says, edit: fn(&mut Value)| Case { says, ..token_case(name, edited(&approval, edit), Signing::Rs256) };
 
     let cases = vec![
         // No usable credentials.
@@ -76,6 +93,7 @@ async fn every_refusal_says_why_and_moves_no_money() {
             body: json!("basic"),
             status: 401,
             code: "missing_token",
+            says: "",
         },
         case("a token that is not a JWT", Some("not-a-jwt".into()), transfer.body(), 401, "invalid_token"),
         // Signature and key.
@@ -148,6 +166,47 @@ async fn every_refusal_says_why_and_moves_no_money() {
             }),
             Signing::Rs256,
         ),
+        // The header: RFC 7515 §4.1.11 `crit` (the bank understands no extension) and RFC 9068 §2.1 `typ`.
+        header_case("crit naming an extension the bank does not know", "crit", |h| {
+            h.insert("crit".into(), json!(["urn:example:must-understand"]));
+            h.insert("urn:example:must-understand".into(), json!(true));
+        }),
+        header_case("crit naming the unencoded-payload extension (RFC 7797 b64)", "crit", |h| {
+            h.insert("crit".into(), json!(["b64"]));
+            h.insert("b64".into(), json!(false));
+        }),
+        header_case("crit that is not an array", "crit", |h| {
+            h.insert("crit".into(), json!("exp_ext"));
+            h.insert("exp_ext".into(), json!(1));
+        }),
+        header_case("crit that is empty", "crit", |h| {
+            h.insert("crit".into(), json!([]));
+        }),
+        header_case("crit naming a registered header parameter", "crit", |h| {
+            h.insert("crit".into(), json!(["kid"]));
+        }),
+        header_case("crit naming a parameter the header lacks", "crit", |h| {
+            h.insert("crit".into(), json!(["exp_ext"]));
+        }),
+        header_case("typ JWT (a JWT, not an access token)", "at+jwt", |h| {
+            h.insert("typ".into(), json!("JWT"));
+        }),
+        header_case("no typ", "at+jwt", |h| {
+            h.remove("typ");
+        }),
+        header_case("typ of a logout token the same provider signs", "at+jwt", |h| {
+            h.insert("typ".into(), json!("logout+jwt"));
+        }),
+        // The client the token was issued to.
+        claims_case("issued to another client", "client", |c| c["client_id"] = json!("other-app")),
+        claims_case("issued to another client, named by azp (Auth0's profile)", "client", |c| {
+            c.as_object_mut().unwrap().remove("client_id");
+            c["azp"] = json!("other-app");
+        }),
+        claims_case("client_id ours but azp another client", "client", |c| c["azp"] = json!("other-app")),
+        claims_case("no client_id and no azp", "client_id", |c| {
+            c.as_object_mut().unwrap().remove("client_id");
+        }),
         case("a token that already moved money", Some(spent_token.clone()), reusable.body(), 401, "invalid_token"),
         // Authority.
         case(
@@ -282,6 +341,7 @@ async fn every_refusal_says_why_and_moves_no_money() {
             body: transfer.body(),
             status: 400,
             code: "missing_idempotency_key",
+            says: "",
         },
         Case {
             name: "an Idempotency-Key with spaces",
@@ -290,9 +350,10 @@ async fn every_refusal_says_why_and_moves_no_money() {
             body: transfer.body(),
             status: 400,
             code: "invalid_idempotency_key",
+            says: "",
         },
     ];
-    assert!(cases.len() >= 39);
+    assert!(cases.len() >= 52);
 
     let before = bank.balances().await;
     let rows_before = bank.transfer_rows().await;
@@ -300,8 +361,17 @@ async fn every_refusal_says_why_and_moves_no_money() {
         let reply = send(&bank, &case).await;
         assert_eq!((reply.status, reply.code()), (case.status, case.code), "{}: {}", case.name, reply.body);
         assert_eq!(reply.header("content-type"), "application/problem+json", "{}", case.name);
-        assert!(!reply.body["detail"].as_str().unwrap_or_default().is_empty(), "{}: no detail", case.name);
+        let detail = reply.body["detail"].as_str().unwrap_or_default();
+        assert!(!detail.is_empty(), "{}: no detail", case.name);
+        assert!(detail.contains(case.says), "{}: the detail {detail:?} does not say {:?}", case.name, case.says);
         let challenge = reply.header("www-authenticate");
+        if let Some(token) = case.token.as_deref().filter(|token| token.len() > 16) {
+            let signature = token.rsplit('.').next().unwrap_or_default();
+            for told in [reply.body.to_string(), challenge.to_owned()] {
+                assert!(!told.contains(token), "{}: the token is echoed", case.name);
+                assert!(signature.len() < 16 || !told.contains(signature), "{}: the signature is echoed", case.name);
+            }
+        }
         match case.status {
             401 if case.code == "missing_token" => assert_eq!(challenge, "Bearer realm=\"bankguard-bank\""),
             401 => assert!(challenge.contains("error=\"invalid_token\""), "{}: {challenge}", case.name),

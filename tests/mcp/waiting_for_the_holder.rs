@@ -123,6 +123,8 @@ async fn a_ping_ends_the_wait_long_before_the_next_poll() {
         config.mcp.client_id = PING_CLIENT.0.into();
         config.mcp.client_secret = Some(PING_CLIENT.1.into());
         config.mcp.delivery_mode = bankguard::config::DeliveryMode::Ping;
+        // The bank accepts only the clients it is told of; this MCP server is the ping client.
+        config.bank_api.accepted_client_ids.push(PING_CLIENT.0.into());
     })
     .await;
     let (client, _) = stack.http_client().await;

@@ -36,7 +36,7 @@ pub use transfers::{MAX_MEMO_CHARS, REPLAYED_HEADER};
 use crate::config::{BankApiConfig, Config};
 use crate::devstack::seed;
 use crate::money::MinorUnits;
-use token::TokenVerifier;
+use token::{Expectations, TokenVerifier};
 
 /// What every request handler shares.
 pub struct AppState {
@@ -73,12 +73,13 @@ impl BankApi {
 
     fn with_ledger(config: &BankApiConfig, issuer: &str, ledger: Ledger) -> Result<Self, BankApiError> {
         let http = crate::http_client::builder().build()?;
-        let verifier = TokenVerifier::new(
-            issuer.to_owned(),
-            &config.audience,
-            http,
-            Duration::from_secs(config.jwks_refetch_interval_seconds),
-        );
+        let expected = Expectations {
+            issuer: issuer.to_owned(),
+            audience: config.audience.clone(),
+            require_at_jwt_typ: config.require_at_jwt_typ,
+            accepted_client_ids: config.accepted_client_ids.clone(),
+        };
+        let verifier = TokenVerifier::new(expected, http, Duration::from_secs(config.jwks_refetch_interval_seconds));
         let state = AppState {
             ledger,
             verifier,
