@@ -161,7 +161,8 @@ mod tests {
 
     #[test]
     fn ordinary_text_in_any_script_is_shown_as_it_is() {
-        for text in ["Dinner", "Miete März", "家賃 5月", "Ужин, 2 чел.", "إيجار", "👍 thanks ❤️", "a\u{00A0}b", ""] {
+        for text in ["Dinner", "Miete März", "家賃 5月", "Ужин, 2 чел.", "إيجار", "👍 thanks ❤️", "a\u{00A0}b", ""]
+        {
             assert_eq!(DisplayText::normalize(text, 140).unwrap().as_str(), text);
             assert_eq!(DisplayText::exact(text, 140).unwrap().as_str(), text);
         }
@@ -192,7 +193,10 @@ mod tests {
     fn the_error_names_the_code_point_but_never_repeats_the_text() {
         let secret_looking = format!("{}\u{202E}", "y".repeat(50));
         let message = DisplayText::normalize(&secret_looking, 140).unwrap_err().to_string();
-        assert_eq!(message, "holds U+202E (a bidirectional control, which reorders the text around it) at character 51");
+        assert_eq!(
+            message,
+            "holds U+202E (a bidirectional control, which reorders the text around it) at character 51"
+        );
         let message = DisplayText::normalize(&"y".repeat(141), 140).unwrap_err().to_string();
         assert_eq!(message, "is 141 characters long; at most 140 are allowed");
     }
