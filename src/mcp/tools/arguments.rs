@@ -73,10 +73,13 @@ impl<T: JsonSchema> JsonSchema for Arguments<T> {
 }
 
 impl<T: DeserializeOwned + JsonSchema + 'static> Arguments<T> {
-    /// `T`, or the first argument (in the schema's order) that `T`'s schema or rules refuse.
+    /// `T`, or the first refusal: an argument the schema does not name, then a required one left out,
+    /// then the first whose rule fails. The first two are judged here against the schema itself, so
+    /// serde never words them (its "unknown field" message repeats the whole name and lists the rest).
     pub fn check(self) -> Result<T, ArgumentError> {
         let schema = schema_for_input::<T>().expect("tool argument schemas are valid");
-        let properties = schema.get("properties").and_then(Value::as_object).cloned().unwrap_or_default();
+        let no_properties = JsonObject::new();
+        let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&no_properties);
         if let Some(unknown) = self.object.keys().find(|name| !properties.contains_key(*name)) {
             let known: Vec<&str> = properties.keys().map(String::as_str).collect();
             return Err(ArgumentError {
@@ -84,8 +87,8 @@ impl<T: DeserializeOwned + JsonSchema + 'static> Arguments<T> {
                 reason: format!("is not an argument of this tool; its arguments are {}", known.join(", ")),
             });
         }
-        let required = schema.get("required").and_then(Value::as_array).cloned().unwrap_or_default();
-        if let Some(missing) = required.iter().filter_map(Value::as_str).find(|name| !self.object.contains_key(*name)) {
+        let mut required = schema.get("required").and_then(Value::as_array).into_iter().flatten();
+        if let Some(missing) = required.find_map(|name| name.as_str().filter(|name| !self.object.contains_key(*name))) {
             return Err(ArgumentError { argument: missing.to_owned(), reason: "is required".to_owned() });
         }
         serde_path_to_error::deserialize(Value::Object(self.object)).map_err(|error| {
@@ -332,7 +335,7 @@ pub struct WaitSeconds(pub u64);
 
 impl Rule for WaitSeconds {
     fn parse(value: &Value) -> Result<Self, String> {
-        let wanted = || format!("must be a whole number of seconds from 0 to {MAX_WAIT_SECONDS}");
+        let wanted = || format!("must be a whole number of seconds, at most {MAX_WAIT_SECONDS}");
         let Value::Number(number) = value else {
             return Err(format!("{}, not {}", wanted(), kind(value)));
         };
@@ -448,7 +451,7 @@ mod tests {
         let status = check::<StatusArgs>(json!({"intent_id": "int_1", "wait_seconds": 46}));
         assert_eq!(
             status.unwrap_err().to_string(),
-            "wait_seconds: must be a whole number of seconds from 0 to 45, not 46"
+            "wait_seconds: must be a whole number of seconds, at most 45, not 46"
         );
     }
 
