@@ -3,16 +3,28 @@
 //! The MCP server builds a [`PaymentInitiation`] from validated tool arguments and sends it with the
 //! CIBA request; the authorization server copies it into the access token's `authorization_details`
 //! claim; the bank API compares it field by field with the transfer it is asked to make. This module
-//! is the shared contract of those three parties, so it holds only the wire shape and the comparison.
+//! is the shared contract of those three parties, so it holds only the wire shape, the comparison, and
+//! the memo rule the provider and the bank both apply.
 
 use serde::{Deserialize, Serialize};
 
+use crate::display_text::{DisplayText, DisplayTextError};
 use crate::money::{Currency, MinorUnits};
 
 /// The `type` of the one authorization detail bankguard uses.
 pub const PAYMENT_INITIATION: &str = "payment_initiation";
 /// The only action a transfer approval grants.
 pub const ACTION_INITIATE: &str = "initiate";
+/// Longest memo (`remittanceInformationUnstructured`), in characters: ISO 20022's `Max140Text`.
+pub const MAX_MEMO_CHARS: usize = 140;
+
+/// The memo rule of the parties that receive a memo (the provider, the bank): [`DisplayText`] of at
+/// most [`MAX_MEMO_CHARS`], already in NFC. Text that is not NFC is refused, never normalised here:
+/// the binding compares exact strings, so the approval, the request and the ledger must all hold the
+/// same bytes, and the party that writes the memo (bankguard's MCP server) normalises it first.
+pub fn check_memo(memo: &str) -> Result<(), DisplayTextError> {
+    DisplayText::exact(memo, MAX_MEMO_CHARS).map(drop)
+}
 
 /// `{"type": "payment_initiation", "actions": ["initiate"], "instructedAmount": …, …}`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@
 //!
 //! Shared vocabulary (both sides may use it):
 //! - [`money`]: exact amounts in integer minor units, and their decimal strings.
+//! - [`display_text`]: text a person reads on the approval device (memos): nothing invisible or reordering, NFC.
 //! - [`authorization_details`]: the RFC 9396 `payment_initiation` detail that binds an approval to one transfer.
 //! - [`scopes`]: the OAuth scopes of the bank API.
 //! - [`config`]: typed configuration (TOML file + `BANKGUARD_*` variables) and every default.
@@ -34,6 +35,7 @@ pub mod ciba;
 pub mod clock;
 pub mod config;
 pub mod devstack;
+pub mod display_text;
 pub mod http_client;
 pub mod mcp;
 pub mod money;

@@ -9,6 +9,7 @@ use rand_core::RngCore;
 
 use crate::authorization_details::{PaymentInitiation, TransferTerms};
 use crate::ciba::types::BindingMessage;
+use crate::display_text::DisplayText;
 use crate::money::{Currency, MinorUnits};
 
 /// Reference codes avoid characters people confuse (0/O, 1/I/L).
@@ -32,6 +33,7 @@ pub struct TransferIntent {
     pub to: AccountLabel,
     pub amount: MinorUnits,
     pub currency: Currency,
+    /// Checked and in NFC before it is bound (see [`DisplayText`]).
     pub memo: Option<String>,
 }
 
@@ -41,7 +43,7 @@ impl TransferIntent {
         to: AccountLabel,
         amount: MinorUnits,
         currency: Currency,
-        memo: Option<String>,
+        memo: Option<DisplayText>,
     ) -> Self {
         Self {
             id: format!("int_{}", uuid::Uuid::new_v4().simple()),
@@ -50,7 +52,7 @@ impl TransferIntent {
             to,
             amount,
             currency,
-            memo,
+            memo: memo.map(DisplayText::into_string),
         }
     }
 

@@ -35,6 +35,9 @@ async fn every_invalid_backchannel_request_gets_the_spec_error_and_creates_nothi
     let details_bad_amount = payment(|d| d["instructedAmount"]["amount"] = json!("25.001"));
     let details_same_accounts = payment(|d| d["creditorAccount"]["id"] = json!("acc_alice_chk"));
     let details_unknown_type = payment(|d| d["type"] = json!("account_information"));
+    let details_bidi_memo = payment(|d| d["remittanceInformationUnstructured"] = json!("Rent \u{202E}0001"));
+    let details_invisible_memo = payment(|d| d["remittanceInformationUnstructured"] = json!("Re\u{200B}nt"));
+    let details_decomposed_memo = payment(|d| d["remittanceInformationUnstructured"] = json!("Cafe\u{301}"));
 
     let cases: Vec<Case> = vec![
         ("no client authentication", ClientAuth::Anonymous, with(&[]), 401, "invalid_client"),
@@ -170,6 +173,27 @@ async fn every_invalid_backchannel_request_gets_the_spec_error_and_creates_nothi
             400,
             "invalid_authorization_details",
         ),
+        (
+            "a payment memo with a bidi control",
+            mcp.clone(),
+            with(&[("authorization_details", details_bidi_memo.leak())]),
+            400,
+            "invalid_authorization_details",
+        ),
+        (
+            "a payment memo with a zero-width space",
+            mcp.clone(),
+            with(&[("authorization_details", details_invisible_memo.leak())]),
+            400,
+            "invalid_authorization_details",
+        ),
+        (
+            "a payment memo not in NFC",
+            mcp.clone(),
+            with(&[("authorization_details", details_decomposed_memo.leak())]),
+            400,
+            "invalid_authorization_details",
+        ),
         ("a signed request object", mcp.clone(), with(&[("request", "eyJ.x.y")]), 400, "invalid_request"),
         ("a ping client without client_notification_token", ping.clone(), with(&[]), 400, "invalid_request"),
         (
@@ -194,7 +218,7 @@ async fn every_invalid_backchannel_request_gets_the_spec_error_and_creates_nothi
             "invalid_client",
         ),
     ];
-    assert!(cases.len() >= 30);
+    assert!(cases.len() >= 39);
 
     for (name, auth, params, status, code) in cases {
         let reply = dev.bc_authorize(&auth, &params).await;

@@ -40,6 +40,19 @@ async fn every_refusal_says_why_and_moves_no_money() {
         change(&mut approved);
         sign(&issuer.approval_claims("alice", &approved))
     };
+    // A memo the holder could misread, approved exactly as it is sent: the token and body agree.
+    let approved_memo = |name, memo: &'static str| {
+        let approved = transfer.clone().with_memo(memo);
+        let token = sign(&issuer.approval_claims("alice", &approved));
+        Case {
+            name,
+            token: Some(token),
+            idempotency_key: key.clone(),
+            body: approved.body(),
+            status: 400,
+            code: "invalid_memo",
+        }
+    };
     // The requested body with one field replaced, sent with a valid approval of the original.
     let body_with = |field: &str, value: Value| {
         let mut body = transfer.body();
@@ -334,6 +347,16 @@ async fn every_refusal_says_why_and_moves_no_money() {
             400,
             "invalid_memo",
         ),
+        approved_memo("a memo with a right-to-left override", "Rent \u{202E}0001"),
+        approved_memo("a memo with a left-to-right isolate", "\u{2066}Rent\u{2069}"),
+        approved_memo("a memo with a right-to-left isolate", "Rent\u{2067}"),
+        approved_memo("a memo with a first-strong isolate", "Re\u{2068}nt"),
+        approved_memo("a memo with a zero-width space", "Re\u{200B}nt"),
+        approved_memo("a memo with a zero-width joiner", "Re\u{200D}nt"),
+        approved_memo("a memo with a byte-order mark", "\u{FEFF}Rent"),
+        approved_memo("a memo with a soft hyphen", "Re\u{AD}nt"),
+        approved_memo("a memo with a Hangul filler", "\u{3164}"),
+        approved_memo("a memo not in NFC", "Cafe\u{301}"),
         Case {
             name: "no Idempotency-Key",
             token: Some(good_token.clone()),
@@ -353,7 +376,7 @@ async fn every_refusal_says_why_and_moves_no_money() {
             says: "",
         },
     ];
-    assert!(cases.len() >= 52);
+    assert!(cases.len() >= 62, "{} cases", cases.len());
 
     let before = bank.balances().await;
     let rows_before = bank.transfer_rows().await;

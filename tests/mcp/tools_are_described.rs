@@ -1,5 +1,7 @@
 //! `tools/list` is the contract with every model and client: snapshotted, so a change is deliberate.
 
+use bankguard::authorization_details::MAX_MEMO_CHARS;
+use bankguard::mcp::tools::arguments::{AMOUNT_PATTERN, MAX_ID_CHARS, MAX_IDEMPOTENCY_KEY_CHARS};
 use serde_json::{Value, json};
 
 use crate::support::mcp::McpStack;
@@ -38,6 +40,12 @@ async fn annotations_and_schemas_say_what_each_tool_does() {
         assert!(property["description"].as_str().is_some_and(|d| !d.is_empty()), "{name} has no description");
     }
     assert_eq!(input["properties"]["amount"]["type"], "string");
+    assert_eq!(input["properties"]["amount"]["pattern"], AMOUNT_PATTERN);
+    for id in ["from_account_id", "to_account_id"] {
+        assert_eq!(input["properties"][id]["maxLength"], MAX_ID_CHARS, "{id}");
+    }
+    assert_eq!(input["properties"]["memo"]["maxLength"], MAX_MEMO_CHARS);
+    assert_eq!(input["properties"]["idempotency_key"]["maxLength"], MAX_IDEMPOTENCY_KEY_CHARS);
     assert!(input["properties"]["amount"]["description"].as_str().unwrap().contains("two decimal places"));
     for field in ["status", "intent_id", "reference", "expires_at", "transfer"] {
         assert!(transfer["outputSchema"]["properties"][field].is_object(), "transfer_funds output has {field}");
@@ -49,6 +57,7 @@ async fn annotations_and_schemas_say_what_each_tool_does() {
     assert_eq!(status["annotations"]["readOnlyHint"], true);
     assert_eq!(status["inputSchema"]["required"], json!(["intent_id"]));
     assert_eq!(status["inputSchema"]["properties"]["wait_seconds"]["maximum"], 45);
+    assert_eq!(status["inputSchema"]["properties"]["intent_id"]["maxLength"], MAX_ID_CHARS);
     assert_eq!(status["outputSchema"], transfer["outputSchema"], "one shape for an intent's status");
 }
 

@@ -41,6 +41,24 @@ async fn a_transfer_approved_on_the_device_moves_exactly_the_amount() {
     assert_eq!(first, &format!("Approve the transfer on your device — ref {reference}"));
 }
 
+/// The memo is bound in NFC: the bank, which refuses any other form, executes exactly what was approved.
+#[tokio::test]
+async fn a_memo_in_decomposed_form_is_approved_and_executed_in_nfc() {
+    let stack = McpStack::start().await;
+    let (client, _) = stack.http_client().await;
+    let holder = stack.decide_next("approve", Duration::from_millis(100));
+    let mut arguments = transfer_args("12");
+    arguments["memo"] = json!("Cafe\u{301} au lait");
+
+    let result = call(&client, "transfer_funds", arguments).await;
+
+    holder.await.unwrap();
+    assert!(!is_error(&result), "{}", text(&result));
+    let output = result.structured_content.clone().unwrap();
+    assert_eq!(output["status"], "completed");
+    assert_eq!(output["memo"], "Caf\u{e9} au lait");
+}
+
 #[tokio::test]
 async fn a_transfer_declined_on_the_device_is_a_tool_error_and_moves_nothing() {
     let stack = McpStack::start().await;

@@ -30,7 +30,7 @@ use super::AuthzState;
 use super::error::{ErrorCode, OAuthError};
 use super::form::OAuthForm;
 use super::store::{BackchannelRequest, Created, Status, now_ms};
-use crate::authorization_details::{ACTION_INITIATE, PAYMENT_INITIATION, PaymentInitiation};
+use crate::authorization_details::{ACTION_INITIATE, PAYMENT_INITIATION, PaymentInitiation, check_memo};
 use crate::config::{DeliveryMode, GrantType};
 use crate::devstack::seed::{self, SeedUser};
 use crate::money::{Currency, MinorUnits};
@@ -40,8 +40,6 @@ use crate::secrets;
 pub const MAX_BINDING_MESSAGE_CHARS: usize = 64;
 /// Longest and default `requested_expiry`, in seconds.
 pub const MAX_REQUESTED_EXPIRY: i64 = 300;
-/// Longest memo in a payment approval, in characters (the bank API's limit).
-const MAX_MEMO_CHARS: usize = 140;
 /// OpenID Connect scopes this server knows besides API scopes.
 const OPENID_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
@@ -296,9 +294,7 @@ fn check_payment(payment: &PaymentInitiation) -> Result<(), String> {
         return Err("debtorAccount and creditorAccount must be two different accounts".into());
     }
     let memo = payment.remittance_information_unstructured.as_deref().unwrap_or_default();
-    if memo.chars().count() > MAX_MEMO_CHARS || memo.chars().any(char::is_control) {
-        return Err("remittanceInformationUnstructured must be at most 140 printable characters".into());
-    }
+    check_memo(memo).map_err(|e| format!("remittanceInformationUnstructured {e}"))?;
     Ok(())
 }
 

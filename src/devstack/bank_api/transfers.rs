@@ -3,8 +3,8 @@
 //! A transfer request goes through two gates.
 //!
 //! **The request** is checked first, in this order: the token is genuine; it carries `create:transfer`;
-//! the body is a well-formed transfer (exact positive amount, short printable memo, two different
-//! accounts, a currency code); an `Idempotency-Key` is given; and the token's `payment_initiation`
+//! the body is a well-formed transfer (exact positive amount, two different accounts, a currency
+//! code, a memo that obeys [`check_memo`]: short, nothing invisible or reordering, already NFC); an `Idempotency-Key` is given; and the token's `payment_initiation`
 //! detail describes exactly this transfer under this key. A refusal here consumes nothing and records
 //! nothing: the token can still be used for the transfer it approves.
 //!
@@ -30,12 +30,11 @@ use super::idempotency::IdempotencyKey;
 use super::ledger::{TransferOrder, TransferOutcome, TransferView};
 use super::problem::ApiError;
 use super::token::AccessToken;
-use crate::authorization_details::TransferTerms;
+use crate::authorization_details::{TransferTerms, check_memo};
 use crate::money::{Currency, MinorUnits, MoneyError};
 use crate::scopes::{CREATE_TRANSFER, READ_ACCOUNTS};
 
-/// Longest memo, in characters.
-pub const MAX_MEMO_CHARS: usize = 140;
+pub use crate::authorization_details::MAX_MEMO_CHARS;
 /// Set on a response that repeats an earlier one for the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 
@@ -143,16 +142,9 @@ fn validate(request: &TransferRequest) -> Result<ValidRequest, ApiError> {
     if request.from_account_id == request.to_account_id {
         return Err(ApiError::bad_request("same_account", "the source and destination accounts are the same"));
     }
+    // Refused rather than normalised: the binding and the ledger then hold exactly the approved bytes.
     if let Some(memo) = &request.memo {
-        if memo.chars().count() > MAX_MEMO_CHARS {
-            return Err(ApiError::bad_request(
-                "invalid_memo",
-                format!("the memo is longer than {MAX_MEMO_CHARS} characters"),
-            ));
-        }
-        if memo.chars().any(char::is_control) {
-            return Err(ApiError::bad_request("invalid_memo", "the memo contains control characters"));
-        }
+        check_memo(memo).map_err(|e| ApiError::bad_request("invalid_memo", format!("the memo {e}")))?;
     }
     Ok(ValidRequest { amount, currency })
 }

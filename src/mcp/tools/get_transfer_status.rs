@@ -17,10 +17,8 @@ use serde::Deserialize;
 use super::super::BankguardServer;
 use super::super::follow::{Followed, follow};
 use super::ToolFailure;
+use super::arguments::{Arguments, IntentId, WaitSeconds};
 use super::outcome::{TransferStatusOutput, status_result};
-
-/// The longest `wait_seconds` a call may ask for; clients commonly give up on a call after 60 s.
-pub const MAX_WAIT_SECONDS: u64 = 45;
 
 const DESCRIPTION: &str = "Get the outcome of a transfer that transfer_funds reported as pending: completed (with the \
     executed transfer), denied, expired, cancelled, failed (with the reason), outcome_unknown (the bank is being asked; do \
@@ -31,11 +29,10 @@ const DESCRIPTION: &str = "Get the outcome of a transfer that transfer_funds rep
 #[serde(deny_unknown_fields)]
 pub struct StatusArgs {
     /// The intent_id that transfer_funds returned.
-    pub intent_id: String,
+    pub intent_id: IntentId,
     /// How long to wait for the holder's decision before answering, 0 to 45 seconds. Optional: 0 answers at once.
     #[serde(default)]
-    #[schemars(range(min = 0, max = 45))]
-    pub wait_seconds: u64,
+    pub wait_seconds: WaitSeconds,
 }
 
 #[tool_router(router = get_transfer_status_router, vis = "pub(crate)")]
@@ -49,10 +46,10 @@ impl BankguardServer {
     )]
     pub async fn get_transfer_status(
         &self,
-        Parameters(args): Parameters<StatusArgs>,
+        Parameters(arguments): Parameters<Arguments<StatusArgs>>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(match self.transfer_status(args, &context).await {
+        Ok(match self.transfer_status(arguments, &context).await {
             Ok(Some(result)) => result,
             Ok(None) => CallToolResult::error(vec![ContentBlock::text("cancelled")]),
             Err(failure) => CallToolResult::error(vec![ContentBlock::text(failure.to_string())]),
@@ -63,18 +60,17 @@ impl BankguardServer {
 impl BankguardServer {
     async fn transfer_status(
         &self,
-        args: StatusArgs,
+        arguments: Arguments<StatusArgs>,
         context: &RequestContext<RoleServer>,
     ) -> Result<Option<CallToolResult>, ToolFailure> {
-        if args.wait_seconds > MAX_WAIT_SECONDS {
-            return Err(ToolFailure::Invalid(format!("wait_seconds must be at most {MAX_WAIT_SECONDS}.")));
-        }
+        let args = arguments.check()?;
         let backends = &self.backends;
-        let intent = backends.store().get(&backends.user, &args.intent_id).await?.ok_or_else(|| {
-            ToolFailure::Invalid(format!("There is no transfer intent {:?} for this account holder.", args.intent_id))
+        let intent_id = args.intent_id.as_str();
+        let intent = backends.store().get(&backends.user, intent_id).await?.ok_or_else(|| {
+            ToolFailure::Invalid(format!("There is no transfer intent {intent_id:?} for this account holder."))
         })?;
         let mut progress = self.progress(context, backends.limits.requested_expiry, &intent);
-        let bound = Duration::from_secs(args.wait_seconds);
+        let bound = Duration::from_secs(args.wait_seconds.0);
         let every = backends.limits.progress_interval;
         match follow(backends.store(), intent, bound, every, &context.ct, Some(&mut progress)).await? {
             Followed::Settled(intent) => Ok(Some(status_result(&intent))),

@@ -1,6 +1,8 @@
 //! One file per tool, each with the same shape: its description and annotations, its arguments
 //! (with a schema description on every field), its validation, the call, and its result type.
+//! Every argument's rule, schema and check alike, lives in [`arguments`].
 
+pub mod arguments;
 pub mod get_transfer_status;
 pub mod list_accounts;
 pub mod outcome;
@@ -9,6 +11,7 @@ pub mod transfer_funds;
 use rmcp::model::{CallToolResult, ContentBlock};
 use serde::Serialize;
 
+use self::arguments::ArgumentError;
 use crate::bank::BankError;
 use crate::ciba::CibaError;
 use crate::mcp::lifecycle::StoreError;
@@ -17,6 +20,8 @@ use crate::mcp::lifecycle::StoreError;
 /// The messages name the failing party and the reason; they never contain a token or secret.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolFailure {
+    #[error("{0}")]
+    Argument(#[from] ArgumentError),
     #[error("{0}")]
     Invalid(String),
     #[error("{0}")]

@@ -29,14 +29,11 @@ use super::super::intent::{AccountLabel, TransferIntent};
 use super::super::lifecycle::{Claim, StoredIntent};
 use super::super::progress::ProgressReporter;
 use super::ToolFailure;
+use super::arguments::{AccountId, Arguments, CurrencyCode, DecimalAmount, IdempotencyKey, Memo, present};
 use super::outcome::{TransferStatusOutput, transfer_result};
 use crate::bank::Account;
-use crate::money::{Currency, MinorUnits, MoneyError};
-
-/// Longest memo, in characters.
-pub const MAX_MEMO_CHARS: usize = 140;
-/// Longest idempotency key, in characters.
-pub const MAX_IDEMPOTENCY_KEY_CHARS: usize = 255;
+use crate::display_text::DisplayText;
+use crate::money::{Currency, MinorUnits};
 
 const DESCRIPTION: &str = "Transfer money between bank accounts. The account holder approves every transfer \
     on their own phone before it happens, so do not ask for confirmation in the chat: call this tool and tell the \
@@ -44,42 +41,34 @@ const DESCRIPTION: &str = "Transfer money between bank accounts. The account hol
     was declined or expired and that no money moved. If the holder has not decided yet it returns status pending \
     with an intent_id: call get_transfer_status with it.";
 
+/// The schema and the checks of each field come from its type (see [`super::arguments`]).
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferArgs {
     /// Id of the account to send money from: one of the holder's accounts from list_accounts.
-    pub from_account_id: String,
+    pub from_account_id: AccountId,
     /// Id of the account to send money to.
-    pub to_account_id: String,
-    /// The amount as a decimal string with at most two decimal places and no currency sign or thousands separators, e.g. "25", "25.5" or "1250.00".
-    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]{1,2})?$"))]
-    #[serde(deserialize_with = "decimal_string")]
-    pub amount: String,
-    /// ISO 4217 currency code such as "USD". Optional: defaults to the source account's currency, and must match both accounts.
+    pub to_account_id: AccountId,
+    /// The amount as a decimal string with at most two decimal places and no currency sign, spaces or thousands separators, e.g. "25", "25.5" or "1250.00".
+    pub amount: DecimalAmount,
+    /// ISO 4217 currency code in capitals such as "USD". Optional: defaults to the source account's currency, and must match both accounts.
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "CurrencyCode")]
+    pub currency: Option<CurrencyCode>,
+    /// A note for the recipient, shown to the account holder when they approve: at most 140 characters, without line breaks, tabs, bidirectional controls or invisible characters such as zero-width spaces. Optional.
     #[serde(default)]
-    #[schemars(with = "String", transform = optional_text)]
-    pub currency: Option<String>,
-    /// A note for the recipient, at most 140 printable characters. Optional.
-    #[serde(default)]
-    #[schemars(with = "String", transform = optional_text)]
-    pub memo: Option<String>,
+    pub memo: Memo,
     /// Optional. Any unique string (at most 255 visible ASCII characters) that makes a retry safe: repeating the call with the same key and arguments returns the same transfer intent and never asks or pays twice.
-    #[serde(default)]
-    #[schemars(with = "String", transform = optional_text)]
-    pub idempotency_key: Option<String>,
-}
-
-/// An optional text argument is described as a plain string, not `["string", "null"]` with a `null`
-/// default: strict clients reject type arrays, and leaving the argument out is how to omit it.
-fn optional_text(schema: &mut schemars::Schema) {
-    schema.remove("default");
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "IdempotencyKey")]
+    pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// The arguments after the checks that need no network.
 struct Checked {
     amount: MinorUnits,
     currency: Option<Currency>,
-    memo: Option<String>,
+    memo: Option<DisplayText>,
 }
 
 #[tool_router(router = transfer_funds_router, vis = "pub(crate)")]
@@ -93,10 +82,10 @@ impl BankguardServer {
     )]
     pub async fn transfer_funds(
         &self,
-        Parameters(args): Parameters<TransferArgs>,
+        Parameters(arguments): Parameters<Arguments<TransferArgs>>,
         context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
-        Ok(match self.transfer(args, &context).await {
+        Ok(match self.transfer(arguments, &context).await {
             Ok(Some(record)) => transfer_result(&record),
             // rmcp sends no response for a cancelled request; this result goes nowhere.
             Ok(None) => {
@@ -112,14 +101,15 @@ impl BankguardServer {
     /// cancelled or its client went away.
     async fn transfer(
         &self,
-        args: TransferArgs,
+        arguments: Arguments<TransferArgs>,
         context: &RequestContext<RoleServer>,
     ) -> Result<Option<StoredIntent>, ToolFailure> {
         let backends = &self.backends;
         let store = backends.store();
         let owner = backends.user.as_str();
+        let args = arguments.check()?;
         let checked = check_offline(&args, backends.limits.max_transfer)?;
-        let key = args.idempotency_key.as_deref();
+        let key = args.idempotency_key.as_ref().map(IdempotencyKey::as_str);
         let fingerprint = fingerprint(&args, &checked);
         // A key seen before: follow its intent; never a second approval request.
         if let Some(key) = key
@@ -200,9 +190,9 @@ impl BankguardServer {
     async fn check_with_bank(&self, args: &TransferArgs, checked: Checked) -> Result<TransferIntent, ToolFailure> {
         let bank = &self.backends.bank;
         let accounts = bank.accounts(&self.backends.user).await?;
-        let find = |id: &str| accounts.iter().find(|a| a.id == id);
+        let find = |id: &AccountId| accounts.iter().find(|a| a.id == id.as_str());
         let Some(source) = find(&args.from_account_id) else {
-            return Err(match bank.payee(&args.from_account_id).await? {
+            return Err(match bank.payee(args.from_account_id.as_str()).await? {
                 Some(_) => invalid(format!(
                     "Account {} is not one of the account holder's accounts; money can only be sent from: {}.",
                     args.from_account_id,
@@ -218,7 +208,7 @@ impl BankguardServer {
         let (destination_label, destination_currency) = match find(&args.to_account_id) {
             Some(own) => (label(own), own.currency.clone()),
             None => {
-                let payee = bank.payee(&args.to_account_id).await?;
+                let payee = bank.payee(args.to_account_id.as_str()).await?;
                 let payee = payee.ok_or_else(|| invalid(format!("There is no account {}.", args.to_account_id)))?;
                 (AccountLabel { id: payee.id, masked_number: payee.masked_number }, payee.currency)
             }
@@ -250,73 +240,28 @@ impl BankguardServer {
     }
 }
 
-/// The checks that need nothing but the arguments.
+/// The checks that need nothing but the arguments and the configuration; the arguments' own rules
+/// have already held (see [`super::arguments`]).
 fn check_offline(args: &TransferArgs, max_transfer: MinorUnits) -> Result<Checked, ToolFailure> {
-    let amount = MinorUnits::parse_decimal(args.amount.trim()).map_err(|e| match e {
-        MoneyError::TooManyDecimals(_) => invalid(format!("The amount {:?} has more than two decimal places.", args.amount)),
-        MoneyError::TooLarge => invalid(format!("The amount {:?} is too large.", args.amount)),
-        _ => invalid(format!(
-            "The amount {:?} is not a plain decimal number; write it like \"25\" or \"25.50\", without a currency sign.",
-            args.amount
-        )),
-    })?;
-    if !amount.is_positive() {
-        return Err(invalid(format!("The amount must be greater than zero, not {:?}.", args.amount)));
-    }
+    let DecimalAmount(amount) = args.amount;
     if amount > max_transfer {
-        return Err(invalid(format!("The amount {amount} is over the limit of {max_transfer} per transfer.")));
-    }
-    if args.from_account_id.trim().is_empty() || args.to_account_id.trim().is_empty() {
-        return Err(invalid("Both from_account_id and to_account_id are required; see list_accounts.".into()));
+        return Err(invalid(format!("amount: {amount} is over the limit of {max_transfer} per transfer.")));
     }
     if args.from_account_id == args.to_account_id {
-        return Err(invalid("The source and destination accounts are the same.".into()));
+        return Err(invalid("to_account_id: is the same account as from_account_id; send to another account.".into()));
     }
-    if let Some(key) = &args.idempotency_key
-        && (key.is_empty() || key.len() > MAX_IDEMPOTENCY_KEY_CHARS || !key.bytes().all(|b| b.is_ascii_graphic()))
-    {
-        return Err(invalid(format!(
-            "The idempotency_key must be 1 to {MAX_IDEMPOTENCY_KEY_CHARS} visible ASCII characters without spaces."
-        )));
-    }
-    let currency = match &args.currency {
-        Some(code) => Some(code.trim().to_ascii_uppercase().parse::<Currency>().map_err(|e| invalid(e.to_string()))?),
-        None => None,
-    };
-    let memo = match args.memo.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some(memo) if memo.chars().count() > MAX_MEMO_CHARS => {
-            return Err(invalid(format!("The memo is longer than {MAX_MEMO_CHARS} characters.")));
-        }
-        Some(memo) if memo.chars().any(char::is_control) => {
-            return Err(invalid("The memo may only contain printable characters (no line breaks or tabs).".into()));
-        }
-        Some(memo) => Some(memo.to_owned()),
-    };
-    Ok(Checked { amount, currency, memo })
-}
-
-/// The amount must arrive as a string: a JSON number would already have passed through a float.
-fn decimal_string<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
-    match serde_json::Value::deserialize(deserializer)? {
-        serde_json::Value::String(text) => Ok(text),
-        serde_json::Value::Number(number) => Err(serde::de::Error::custom(format!(
-            "amount must be a decimal string such as \"{number}\", not a JSON number"
-        ))),
-        other => {
-            Err(serde::de::Error::custom(format!("amount must be a decimal string such as \"25.00\", not {other}")))
-        }
-    }
+    let currency = args.currency.map(|CurrencyCode(currency)| currency);
+    Ok(Checked { amount, currency, memo: args.memo.clone().into_text() })
 }
 
 /// What "the same arguments" means for an idempotency key: the parsed terms, so "25" and "25.00" agree.
 fn fingerprint(args: &TransferArgs, checked: &Checked) -> String {
     serde_json::json!([
-        args.from_account_id,
-        args.to_account_id,
+        args.from_account_id.as_str(),
+        args.to_account_id.as_str(),
         checked.amount.0,
         checked.currency.map(|c| c.to_string()),
-        checked.memo
+        checked.memo.as_ref().map(DisplayText::as_str)
     ])
     .to_string()
 }
