@@ -51,6 +51,7 @@ async fn every_refusal_says_why_and_moves_no_money() {
             body: approved.body(),
             status: 400,
             code: "invalid_memo",
+            says: "memo",
         }
     };
     // The requested body with one field replaced, sent with a valid approval of the original.
