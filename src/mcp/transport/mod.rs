@@ -2,8 +2,14 @@
 //! Streamable HTTP at `/mcp` on loopback by default, where rmcp rejects a foreign `Host` (DNS
 //! rebinding) and any `Origin` outside the configured allow-list with 403.
 //!
+//! - [`frames`]: one frame read as an MCP message, or refused with its JSON-RPC error.
+//! - [`lines`]: stdio, one message per line; a line that is not a message is answered, not dropped.
+//!
 //! In ping mode the HTTP server also exposes `POST /ciba/notify`: the provider's ping, authenticated
 //! by the `client_notification_token` of one waiting request, wakes that wait at once.
+
+pub mod frames;
+pub mod lines;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,8 +28,7 @@ use super::backends::PingWaiters;
 use super::cancellation::{Calls, CancelFirst};
 use super::{Backends, BankguardServer};
 use crate::config::McpConfig;
-use rmcp::RoleServer;
-use rmcp::transport::IntoTransport;
+use lines::LineTransport;
 
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
@@ -45,15 +50,13 @@ pub enum TransportError {
 /// Serves one client over stdin/stdout until it disconnects, then hands the open intents back.
 ///
 /// Cancellations are stored by the transport before rmcp sees them ([`CancelFirst`]), so a client
-/// that cancels and closes stdin at once cannot make the process exit before the write.
+/// that cancels and closes stdin at once cannot make the process exit before the write. Under it,
+/// [`LineTransport`] answers every line that is not an MCP message.
 pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> {
     backends.start().await.map_err(|e| TransportError::Start(e.to_string()))?;
     let calls = Calls::default();
-    let transport = CancelFirst::new(
-        IntoTransport::<RoleServer, _, _>::into_transport(rmcp::transport::stdio()),
-        calls.clone(),
-        backends.runner.clone(),
-    );
+    let (stdin, stdout) = rmcp::transport::stdio();
+    let transport = CancelFirst::new(LineTransport::new(stdin, stdout), calls.clone(), backends.runner.clone());
     let served = BankguardServer::new(backends.clone(), calls).serve(transport).await;
     let result = match served {
         Ok(service) => service.waiting().await.map(|_| ()).map_err(|e| TransportError::Stdio(e.to_string())),
