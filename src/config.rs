@@ -46,6 +46,12 @@ pub struct McpConfig {
     pub allowed_hosts: Vec<String>,
     /// Browser origins accepted over HTTP; a request with another `Origin` gets 403. `:*` matches any port.
     pub allowed_origins: Vec<String>,
+    /// The most HTTP sessions open at once, 1 to 100000; an `initialize` beyond it gets 503 with
+    /// `Retry-After`. Each session holds memory until it is deleted or idles out.
+    pub max_sessions: usize,
+    /// An HTTP session that sees no message for this long is closed (the client must `initialize`
+    /// again), 1 to 86400 seconds and more than `max_wait_seconds`, the longest silent tool call.
+    pub session_idle_seconds: u64,
     /// The OpenID provider. Unset: the embedded authorization server at `authz.listen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
@@ -123,6 +129,8 @@ impl Default for McpConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4102)),
             allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
             allowed_origins: vec!["http://localhost:*".into(), "http://127.0.0.1:*".into(), "http://[::1]:*".into()],
+            max_sessions: 1000,
+            session_idle_seconds: 300,
             issuer: None,
             backchannel_authentication_endpoint: None,
             token_endpoint: None,
@@ -451,6 +459,17 @@ impl McpConfig {
         if !(1..=60).contains(&self.heartbeat_seconds) {
             return invalid("heartbeat_seconds", "must be between 1 and 60");
         }
+        if !(1..=100_000).contains(&self.max_sessions) {
+            return invalid("max_sessions", "must be between 1 and 100000");
+        }
+        if !(1..=86_400).contains(&self.session_idle_seconds) {
+            return invalid("session_idle_seconds", "must be between 1 and 86400");
+        }
+        if self.session_idle_seconds <= self.max_wait_seconds {
+            // A call that waits without progress notifications is silent that long; rmcp would
+            // close its session under it.
+            return invalid("session_idle_seconds", "must be more than mcp.max_wait_seconds");
+        }
         match MinorUnits::parse_decimal(&self.max_transfer_amount) {
             Ok(max) if max.is_positive() => {}
             Ok(_) => return invalid("max_transfer_amount", "must be greater than zero"),
@@ -554,6 +573,17 @@ mod tests {
         let config = Config::default();
         config.validate().unwrap();
         assert!(config.bank_api.listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn a_session_cannot_idle_out_under_a_waiting_call() {
+        let mut config = Config::default();
+        config.mcp.session_idle_seconds = config.mcp.max_wait_seconds;
+        let message = config.validate().unwrap_err().to_string();
+        assert!(message.contains("mcp.session_idle_seconds") && message.contains("max_wait_seconds"), "{message}");
+        config.mcp.max_sessions = 0;
+        config.mcp.session_idle_seconds = 300;
+        assert!(config.validate().unwrap_err().to_string().contains("mcp.max_sessions"));
     }
 
     #[test]

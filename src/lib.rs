@@ -13,7 +13,8 @@
 //! - [`telemetry`]: logs to stderr through `tracing`.
 //! - [`http_client`]: the one builder of outbound HTTP clients.
 //! - [`secrets`]: random secrets, private files, constant-time comparison.
-//! - [`sqlite`]: how SQLite databases are opened (WAL, migrations, one writer).
+//! - [`data_dir`]: the data directory and its files, the owner's alone (0700, 0600).
+//! - [`sqlite`]: how SQLite databases are opened (owner-only files, WAL, migrations, one writer).
 //! - [`clock`]: the one source of time, so tests move a manual clock instead of sleeping.
 //!
 //! Client side, the product: what an AI client talks to and what it talks to.
@@ -34,6 +35,7 @@ pub mod bank;
 pub mod ciba;
 pub mod clock;
 pub mod config;
+pub mod data_dir;
 pub mod devstack;
 pub mod display_text;
 pub mod http_client;

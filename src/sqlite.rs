@@ -1,5 +1,8 @@
-//! How the dev stack opens its SQLite databases: WAL, full sync, foreign keys, embedded migrations,
-//! and a single writer connection.
+//! How bankguard opens its SQLite databases: owner-only files, WAL, full sync, foreign keys, embedded
+//! migrations, and a single writer connection.
+//!
+//! The database file is created 0600 before SQLite opens it ([`crate::data_dir`]); SQLite gives the
+//! `-wal` and `-shm` files it creates beside it the same mode, and existing ones are tightened too.
 //!
 //! Writes go through a pool of exactly one connection and `BEGIN IMMEDIATE`, so writers are serialised
 //! in the process and never fail on a lock upgrade; reads use a separate pool and, with WAL, never wait
@@ -23,6 +26,8 @@ pub struct Database {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DatabaseError {
+    #[error("cannot make database {path} private to its owner: {source}")]
+    Private { path: String, source: std::io::Error },
     #[error("database {path}: {source}")]
     Open { path: String, source: sqlx::Error },
     #[error("database {path} could not be migrated: {source}")]
@@ -34,6 +39,7 @@ impl Database {
     pub async fn open(path: &Path, migrations: &Migrator) -> Result<Self, DatabaseError> {
         let name = path.display().to_string();
         let open_error = |source| DatabaseError::Open { path: name.clone(), source };
+        create_private(path).map_err(|source| DatabaseError::Private { path: name.clone(), source })?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -51,4 +57,18 @@ impl Database {
             .map_err(open_error)?;
         Ok(Self { writer, reader })
     }
+}
+
+/// The database file, and any `-wal` and `-shm` files already beside it, owner-only.
+fn create_private(path: &Path) -> std::io::Result<()> {
+    crate::data_dir::create_private_file(path)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        let companion = Path::new(&companion);
+        if companion.exists() {
+            crate::data_dir::create_private_file(companion)?;
+        }
+    }
+    Ok(())
 }

@@ -82,7 +82,11 @@ impl RunningDev {
 
     /// Runs `subcommand` on free ports and reads what it prints until the line containing `last`.
     async fn start_command(subcommand: &str, last: &'static str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), subcommand, last).await
+    }
+
+    /// The same in `dir`, where the data directory is `.bankguard`.
+    async fn start_in(dir: tempfile::TempDir, subcommand: &str, last: &'static str) -> Self {
         let mut child = bankguard()
             .current_dir(dir.path())
             .env("BANKGUARD_AUTHZ__LISTEN", "127.0.0.1:0")
@@ -260,6 +264,79 @@ fn approve_without_a_running_dev_says_so() {
     let output = bankguard().current_dir(dir.path()).args(["approve", "--latest"]).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no running `bankguard dev`"));
+}
+
+/// The permission bits of everything in the data directory, the directory itself as ".".
+#[cfg(unix)]
+fn modes(data_dir: &std::path::Path) -> std::collections::BTreeMap<String, u32> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let mut modes: std::collections::BTreeMap<String, u32> = std::fs::read_dir(data_dir)
+        .unwrap()
+        .map(|entry| entry.unwrap())
+        .map(|entry| (entry.file_name().to_string_lossy().into_owned(), mode(&entry.path())))
+        .collect();
+    modes.insert(".".to_owned(), mode(data_dir));
+    modes
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_data_directory_and_every_file_in_it_are_the_owners_alone() {
+    use rmcp::ServiceExt;
+    use rmcp::model::CallToolRequestParams;
+
+    let demo = RunningDev::start_command("demo", "mcpServers").await;
+    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(demo.url("MCP endpoint").to_owned());
+    let client = ().serve(transport).await.unwrap();
+    let accounts = client
+        .call_tool(CallToolRequestParams::new("list_accounts").with_arguments(serde_json::Map::new()))
+        .await
+        .unwrap();
+    assert_ne!(accounts.is_error, Some(true), "{accounts:?}");
+    client.cancel().await.unwrap();
+
+    let data_dir = demo.dir.path().join(".bankguard");
+    let modes = modes(&data_dir);
+    for file in [
+        "authz.sqlite",
+        "authz.sqlite-wal",
+        "authz.sqlite-shm",
+        "bank.sqlite-wal",
+        "mcp.sqlite-wal",
+        "authz-signing-key.pem",
+        "mcp-client.json",
+        "device-token",
+        "dev-stack.json",
+    ] {
+        assert!(modes.contains_key(file), "{file} is there: {modes:?}");
+    }
+    for (name, mode) in &modes {
+        let wanted = if name == "." { 0o700 } else { 0o600 };
+        assert_eq!(*mode, wanted, "{name} is {mode:o}: {modes:?}");
+    }
+    demo.stop();
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn an_existing_data_directory_open_to_others_is_tightened_on_start_and_the_log_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join(".bankguard");
+    std::fs::create_dir(&data_dir).unwrap();
+    std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(data_dir.join("notes.txt"), b"left by an older version").unwrap();
+    std::fs::set_permissions(data_dir.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+
+    let dev = RunningDev::start_in(dir, "dev", "demo users").await;
+    let modes = modes(&data_dir);
+    let logs = dev.stop();
+
+    assert_eq!((modes["."], modes["notes.txt"]), (0o700, 0o600), "{modes:?}");
+    assert!(modes.values().all(|mode| mode & 0o077 == 0), "{modes:?}");
+    assert!(logs.contains("tightened it to 0700"), "the log says so: {logs}");
 }
 
 fn reqwest_client() -> reqwest::Client {

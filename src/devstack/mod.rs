@@ -46,7 +46,7 @@ impl RunningStack {
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevStackError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path} or make it private: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error("cannot listen on {address}: {source}")]
     Listen { address: SocketAddr, source: std::io::Error },
@@ -73,7 +73,7 @@ pub struct DevStack {
 impl DevStack {
     /// Binds both servers (port 0 picks free ports), opens their state and starts serving.
     pub async fn start(config: &Config) -> Result<Self, DevStackError> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::data_dir::prepare(&config.data_dir)
             .map_err(|source| DevStackError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let authz_listener = bind(config.authz.listen).await?;
         let authz_address = local_address(&authz_listener, config.authz.listen)?;
@@ -99,7 +99,7 @@ impl DevStack {
         };
         let path = config.data_dir.join(RUNNING_FILE);
         let json = serde_json::to_vec_pretty(&running).expect("RunningStack serialises");
-        std::fs::write(&path, json)
+        crate::secrets::write_private_file(&path, &json)
             .map_err(|source| DevStackError::RunningFile { path: path.display().to_string(), source })?;
         let mcp_client = authz.mcp_client().clone();
         Ok(Self { running, authz_address, bank_api_address, mcp_client, stop, servers, _background: background })

@@ -1,8 +1,12 @@
-//! `bankguard serve` over stdio, as a desktop client or IDE starts it; and what it lets out.
+//! `bankguard serve` over stdio, as a desktop client or IDE starts it; what it lets out; and how it
+//! answers lines that are not MCP messages.
 
+use std::process::Stdio;
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout};
 
 use crate::support::mcp::{McpStack, call, is_error, text};
 
@@ -49,4 +53,89 @@ async fn a_stdio_client_lists_accounts_and_moves_money_with_approval_and_no_toke
         assert!(!text.contains("eyJ"), "a JWT reached {what}");
         assert!(!text.contains(&secret), "the client secret reached {what}");
     }
+}
+
+/// `bankguard serve` with its stdin and stdout in the test's hands, line by line.
+struct RawStdio {
+    _child: Child,
+    stdin: ChildStdin,
+    stdout: Lines<BufReader<ChildStdout>>,
+}
+
+impl RawStdio {
+    fn spawn(stack: &McpStack, log: &std::path::Path) -> Self {
+        let mut child = stack
+            .serve_command()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(log).unwrap())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let (stdin, stdout) = (child.stdin.take().unwrap(), child.stdout.take().unwrap());
+        Self { _child: child, stdin, stdout: BufReader::new(stdout).lines() }
+    }
+
+    async fn write_line(&mut self, line: &str) {
+        self.stdin.write_all(format!("{line}\n").as_bytes()).await.unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The next line on stdout, which must be one JSON-RPC message.
+    async fn next_message(&mut self) -> Value {
+        let line = tokio::time::timeout(Duration::from_secs(10), self.stdout.next_line())
+            .await
+            .expect("the server answers within 10 s")
+            .unwrap()
+            .expect("stdout is open");
+        let message: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("stdout carries only JSON: {line}"));
+        assert_eq!(message["jsonrpc"], "2.0", "{line}");
+        message
+    }
+
+    /// Sends `tools/list` with `id` and checks it is answered with the three tools.
+    async fn still_serves(&mut self, id: u64) {
+        self.write_line(&json!({"jsonrpc": "2.0", "id": id, "method": "tools/list"}).to_string()).await;
+        let answer = self.next_message().await;
+        assert_eq!(answer["id"], id, "{answer}");
+        assert_eq!(answer["result"]["tools"].as_array().map(Vec::len), Some(3), "{answer}");
+    }
+}
+
+#[tokio::test]
+async fn over_stdio_a_line_that_is_not_a_message_gets_its_json_rpc_error_and_the_next_request_is_served() {
+    let stack = McpStack::start().await;
+    let mut server = RawStdio::spawn(&stack, &stack.dev.data_path("serve-stderr.log"));
+    server
+        .write_line(
+            &json!({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {"protocolVersion": "2025-11-25",
+                "capabilities": {}, "clientInfo": {"name": "raw-lines", "version": "1"}}})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(server.next_message().await["result"]["serverInfo"]["name"], "bankguard");
+    server.write_line(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).await;
+
+    for (n, (line, code, id)) in [
+        ("this is not json", -32700, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":1,"method":"tools/list""#, -32700, Value::Null),
+        (r#"{"id":2,"method":"tools/list"}"#, -32600, json!(2)),
+        (r#"[{"jsonrpc":"2.0","id":3,"method":"tools/list"}]"#, -32600, Value::Null),
+        (r#"{"jsonrpc":"2.0","id":"four","method":"tools/list","params":[]}"#, -32600, json!("four")),
+        ("42", -32600, Value::Null),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        server.write_line(line).await;
+        let answer = server.next_message().await;
+        assert_eq!(answer["error"]["code"], code, "{line} -> {answer}");
+        assert_eq!(answer.get("id"), Some(&id), "{line} -> {answer}: the id, null when unreadable");
+        server.still_serves(100 + n as u64).await;
+    }
+
+    // A notification is never answered, not even one that cannot be read: the next line on stdout
+    // is the answer to the next request.
+    server.write_line(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":[]}"#).await;
+    server.still_serves(200).await;
 }

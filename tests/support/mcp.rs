@@ -100,6 +100,16 @@ impl McpStack {
 
     /// `bankguard serve` (the built binary) over stdio, pointed at this stack; its stderr goes to `log`.
     pub async fn stdio_client(&self, log: &std::path::Path) -> (Client, Recorder) {
+        let (transport, _) = TokioChildProcess::builder(self.serve_command())
+            .stderr(std::fs::File::create(log).unwrap())
+            .spawn()
+            .unwrap();
+        let recorder = Recorder::default();
+        (recorder.clone().serve(transport).await.unwrap(), recorder)
+    }
+
+    /// The command that starts `bankguard serve` (the built binary, stdio) pointed at this stack.
+    pub fn serve_command(&self) -> tokio::process::Command {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_bankguard"));
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BANKGUARD_")) {
             command.env_remove(key);
@@ -113,10 +123,7 @@ impl McpStack {
             .env("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", self.config.mcp.progress_interval_seconds.to_string())
             .env("BANKGUARD_MCP__MAX_WAIT_SECONDS", self.config.mcp.max_wait_seconds.to_string())
             .env("RUST_LOG", "debug");
-        let (transport, _) =
-            TokioChildProcess::builder(command).stderr(std::fs::File::create(log).unwrap()).spawn().unwrap();
-        let recorder = Recorder::default();
-        (recorder.clone().serve(transport).await.unwrap(), recorder)
+        command
     }
 
     /// How many approval requests the provider has received.

@@ -62,6 +62,8 @@ pub struct AuthzState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AuthzError {
+    #[error("cannot create the data directory {path} or make it private: {source}")]
+    DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Key(#[from] KeyError),
     #[error(transparent)]
@@ -84,6 +86,8 @@ impl AuthorizationServer {
     /// start) for the issuer identifier `issuer`.
     pub async fn open(config: &Config, issuer: &str) -> Result<Self, AuthzError> {
         let data_dir = &config.data_dir;
+        crate::data_dir::prepare(data_dir)
+            .map_err(|source| AuthzError::DataDir { path: data_dir.display().to_string(), source })?;
         let key = Arc::new(SigningKey::load_or_generate(data_dir)?);
         let (clients, mcp_client) = ClientRegistry::load(&config.authz, data_dir)?;
         let store = RequestStore::open(data_dir).await?;

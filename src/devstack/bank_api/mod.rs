@@ -48,7 +48,7 @@ pub struct AppState {
 
 #[derive(Debug, thiserror::Error)]
 pub enum BankApiError {
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path} or make it private: {source}")]
     DataDir { path: String, source: std::io::Error },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
@@ -65,7 +65,7 @@ impl BankApi {
     /// Opens (and on first start creates and seeds) the ledger in the data directory; accepts tokens
     /// from `issuer`.
     pub async fn open(config: &Config, issuer: &str) -> Result<Self, BankApiError> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::data_dir::prepare(&config.data_dir)
             .map_err(|source| BankApiError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let ledger = Ledger::open(&config.data_dir, seed::USERS).await?;
         Self::with_ledger(&config.bank_api, issuer, ledger)

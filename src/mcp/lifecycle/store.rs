@@ -1,5 +1,5 @@
-//! Where intents are kept: SQLite in the data directory (`mcp.sqlite`), created readable by its
-//! owner only because an executing intent holds the approval's token.
+//! Where intents are kept: SQLite in the data directory (`mcp.sqlite`), readable by its owner only
+//! ([`crate::data_dir`]) because an executing intent holds the approval's token.
 //!
 //! Every change of state goes through [`IntentStore::apply`], which runs [`transition`] and writes
 //! the result as a compare-and-set on the intent's `version`: two processes (or a runner and a
@@ -172,36 +172,13 @@ impl IntentStore {
     async fn db(&self) -> Result<&Database, StoreError> {
         self.db
             .get_or_try_init(|| async {
-                self.create_private()?;
+                if let Some(dir) = self.path.parent() {
+                    crate::data_dir::prepare(dir)
+                        .map_err(|source| StoreError::Permissions { path: dir.display().to_string(), source })?;
+                }
                 Ok(Database::open(&self.path, &MIGRATIONS).await?)
             })
             .await
-    }
-
-    /// Creates the file (and its directory) readable by its owner only, before SQLite opens it; the
-    /// WAL and shared-memory files SQLite creates beside it take the same mode.
-    fn create_private(&self) -> Result<(), StoreError> {
-        let error = |source| StoreError::Permissions { path: self.path.display().to_string(), source };
-        if let Some(dir) = self.path.parent() {
-            std::fs::create_dir_all(dir).map_err(error)?;
-        }
-        let mut options = std::fs::OpenOptions::new();
-        options.create(true).append(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-            options.mode(0o600);
-            options.open(&self.path).map_err(error)?;
-            for suffix in ["", "-wal", "-shm"] {
-                let file = PathBuf::from(format!("{}{suffix}", self.path.display()));
-                if file.exists() {
-                    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(error)?;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        options.open(&self.path).map_err(error)?;
-        Ok(())
     }
 
     /// Opens the store now (so a bad data directory is reported at start, not at the first call).

@@ -2,15 +2,26 @@
 //! Streamable HTTP at `/mcp` on loopback by default, where rmcp rejects a foreign `Host` (DNS
 //! rebinding) and any `Origin` outside the configured allow-list with 403.
 //!
+//! - [`frames`]: one frame read as an MCP message, or refused with its JSON-RPC error.
+//! - [`lines`]: stdio, one message per line; a line that is not a message is answered, not dropped.
+//! - [`gate`]: in front of rmcp over HTTP: bodies that are not messages get 400 and their JSON-RPC
+//!   error, and the number of live sessions is bounded.
+//!
 //! In ping mode the HTTP server also exposes `POST /ciba/notify`: the provider's ping, authenticated
 //! by the `client_notification_token` of one waiting request, wakes that wait at once.
 
+pub mod frames;
+pub mod gate;
+pub mod lines;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::from_fn_with_state;
 use axum::routing::post;
 use rmcp::ServiceExt;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -22,8 +33,8 @@ use super::backends::PingWaiters;
 use super::cancellation::{Calls, CancelFirst};
 use super::{Backends, BankguardServer};
 use crate::config::McpConfig;
-use rmcp::RoleServer;
-use rmcp::transport::IntoTransport;
+use gate::Gate;
+use lines::LineTransport;
 
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
@@ -45,15 +56,13 @@ pub enum TransportError {
 /// Serves one client over stdin/stdout until it disconnects, then hands the open intents back.
 ///
 /// Cancellations are stored by the transport before rmcp sees them ([`CancelFirst`]), so a client
-/// that cancels and closes stdin at once cannot make the process exit before the write.
+/// that cancels and closes stdin at once cannot make the process exit before the write. Under it,
+/// [`LineTransport`] answers every line that is not an MCP message.
 pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> {
     backends.start().await.map_err(|e| TransportError::Start(e.to_string()))?;
     let calls = Calls::default();
-    let transport = CancelFirst::new(
-        IntoTransport::<RoleServer, _, _>::into_transport(rmcp::transport::stdio()),
-        calls.clone(),
-        backends.runner.clone(),
-    );
+    let (stdin, stdout) = rmcp::transport::stdio();
+    let transport = CancelFirst::new(LineTransport::new(stdin, stdout), calls.clone(), backends.runner.clone());
     let served = BankguardServer::new(backends.clone(), calls).serve(transport).await;
     let result = match served {
         Ok(service) => service.waiting().await.map(|_| ()).map_err(|e| TransportError::Stdio(e.to_string())),
@@ -63,20 +72,29 @@ pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> 
     result
 }
 
-/// The HTTP application: `/mcp`, and `/ciba/notify` in ping mode.
+/// The HTTP application: `/mcp` behind its [`gate`], and `/ciba/notify` in ping mode.
 pub fn http_router(backends: Arc<Backends>, config: &McpConfig, stop: CancellationToken) -> Router {
     let settings = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_allowed_origins(config.allowed_origins.clone())
         .with_cancellation_token(stop);
+    let mut sessions = LocalSessionManager::default();
+    sessions.session_config.keep_alive = Some(Duration::from_secs(config.session_idle_seconds));
+    let sessions = Arc::new(sessions);
+    let gate = Arc::new(Gate::new(
+        sessions.clone(),
+        config.max_sessions,
+        config.session_idle_seconds,
+        settings.max_request_body_bytes,
+    ));
     let pings = backends.pings.clone();
     let factory_backends = backends.clone();
     let service = StreamableHttpService::new(
         move || Ok(BankguardServer::new(factory_backends.clone(), Calls::default())),
-        Arc::new(LocalSessionManager::default()),
+        sessions,
         settings,
     );
-    let router = Router::new().nest_service(MCP_PATH, service);
+    let router = Router::new().nest_service(MCP_PATH, service).layer(from_fn_with_state(gate, gate::guard));
     match pings {
         Some(pings) => router.route(NOTIFY_PATH, post(notify).with_state(pings)),
         None => router,
