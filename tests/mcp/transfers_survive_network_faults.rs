@@ -131,12 +131,13 @@ async fn a_transfer_the_bank_refuses_after_approval_is_failed_with_the_banks_rea
     let first = structured(&call(&client, "transfer_funds", transfer_args("2000.00")).await);
     let second = structured(&call(&client, "transfer_funds", transfer_args("2000.00")).await);
     let (first, second) = (first["intent_id"].as_str().unwrap(), second["intent_id"].as_str().unwrap());
+    // The holder approves the first, and once it has moved the money, the second.
     let device = stack.dev.device();
-    for request in device.pending(None).await.unwrap().into_iter().rev() {
-        device.decide(None, Some(&request.auth_req_id), "approve").await.unwrap();
-    }
-
+    let requests = device.pending(None).await.unwrap();
+    let (newest, oldest) = (&requests[0], &requests[1]);
+    device.decide(None, Some(&oldest.auth_req_id), "approve").await.unwrap();
     let executed = status(&client, first, 30).await;
+    device.decide(None, Some(&newest.auth_req_id), "approve").await.unwrap();
     let refused = status(&client, second, 30).await;
     assert_eq!(structured(&executed)["status"], "completed", "{}", text(&executed));
     assert_eq!(structured(&refused)["status"], "failed", "{}", text(&refused));
