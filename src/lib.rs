@@ -12,6 +12,7 @@
 //! - [`config`]: typed configuration (TOML file + `BANKGUARD_*` variables) and every default.
 //! - [`telemetry`]: logs to stderr through `tracing`.
 //! - [`http_client`]: the one builder of outbound HTTP clients.
+//! - [`http_server`]: the one way HTTP is served: axum, with `TCP_NODELAY` on every connection.
 //! - [`secrets`]: random secrets, private files, constant-time comparison.
 //! - [`data_dir`]: the data directory and its files, the owner's alone (0700, 0600).
 //! - [`sqlite`]: how SQLite databases are opened (owner-only files, WAL, migrations, one writer).
@@ -39,6 +40,7 @@ pub mod data_dir;
 pub mod devstack;
 pub mod display_text;
 pub mod http_client;
+pub mod http_server;
 pub mod mcp;
 pub mod money;
 pub mod scopes;

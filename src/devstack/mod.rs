@@ -130,7 +130,7 @@ async fn serve(listener: TcpListener, router: Router, mut stopped: watch::Receiv
     let shutdown = async move {
         let _ = stopped.wait_for(|stop| *stop).await;
     };
-    if let Err(error) = axum::serve(listener, router).with_graceful_shutdown(shutdown).await {
+    if let Err(error) = crate::http_server::serve(listener, router, shutdown).await {
         tracing::error!(%error, "server stopped with an error");
     }
 }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use serde_json::{Value, json};
+use sqlx::Connection;
 
 use crate::support::dev::{ClientAuth, Dev, MACHINE_CLIENT, POST_CLIENT};
 use crate::support::{Transfer, send};
@@ -165,4 +166,28 @@ async fn client_credentials_give_read_accounts_and_never_create_transfer() {
     let token = reply.body["access_token"].as_str().unwrap();
     let accounts = send(dev.http.get(format!("{}/users/alice/accounts", dev.bank_api())).bearer_auth(token)).await;
     assert_eq!(accounts.status, 200);
+}
+
+#[tokio::test]
+async fn waiting_costs_no_durable_write_only_the_decision_and_the_exchange_do() {
+    let dev = Dev::start().await;
+    let auth_req_id = dev.request_sign_in(&[]).await;
+    // `data_version` changes whenever another connection commits to the database.
+    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(dev.data_path("authz.sqlite")).read_only(true);
+    let mut watcher = sqlx::SqliteConnection::connect_with(&options).await.unwrap();
+    let before = data_version(&mut watcher).await;
+
+    for _ in 0..10 {
+        let answer = dev.poll(&auth_req_id).await.body["error"].clone();
+        assert!(answer == "authorization_pending" || answer == "slow_down", "{answer}");
+    }
+    assert_eq!(data_version(&mut watcher).await, before, "ten polls of a pending request wrote to the database");
+
+    dev.approve(&auth_req_id).await;
+    assert_eq!(dev.poll(&auth_req_id).await.status, 200);
+    assert_ne!(data_version(&mut watcher).await, before, "the decision and the exchange are durable");
+}
+
+async fn data_version(connection: &mut sqlx::SqliteConnection) -> i64 {
+    sqlx::query_scalar("PRAGMA data_version").fetch_one(connection).await.unwrap()
 }

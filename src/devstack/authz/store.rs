@@ -91,6 +91,14 @@ pub enum DecideError {
 #[derive(Clone)]
 pub struct RequestStore {
     db: Database,
+    /// When each pending request was last polled, and its interval (grown by `slow_down`).
+    /// Pacing is not worth a durable write per poll: after a restart it starts afresh.
+    paces: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Pace>>>,
+}
+
+struct Pace {
+    last_polled_at_ms: Option<i64>,
+    interval_seconds: i64,
 }
 
 pub fn now_ms() -> i64 {
@@ -99,7 +107,8 @@ pub fn now_ms() -> i64 {
 
 impl RequestStore {
     pub async fn open(data_dir: &Path) -> Result<Self, DatabaseError> {
-        Ok(Self { db: Database::open(&data_dir.join(DATABASE_FILE), &MIGRATIONS).await? })
+        let db = Database::open(&data_dir.join(DATABASE_FILE), &MIGRATIONS).await?;
+        Ok(Self { db, paces: Default::default() })
     }
 
     /// Stores `request`, unless it resends one not yet exchanged: the same client and user, the same
@@ -131,8 +140,13 @@ impl RequestStore {
                     .await?;
                 tx.commit().await?;
                 let token = request.client_notification_token.clone();
+                // The interval as grown by slow_down, if it was polled.
+                let paces = self.paces.lock().expect("poll paces");
+                let interval_seconds =
+                    paces.get(&earlier.auth_req_id).map_or(earlier.interval_seconds, |p| p.interval_seconds);
                 return Ok(Created::Resent(Box::new(BackchannelRequest {
                     client_notification_token: token,
+                    interval_seconds,
                     ..earlier
                 })));
             }
@@ -161,53 +175,70 @@ impl RequestStore {
         Ok(Created::New)
     }
 
-    /// A token request by `client_id` for `auth_req_id` at `now_ms`.
+    /// A token request by `client_id` for `auth_req_id` at `now_ms`. Only what must survive a
+    /// restart is written: an expiry noticed now, and the one exchange of an approval. A pending
+    /// poll is answered from a read and the in-memory pace (`slow_down`), so waiting costs no
+    /// write transaction however many requests are pending.
     pub async fn poll(&self, auth_req_id: &str, client_id: &str, now_ms: i64) -> Result<PollOutcome, sqlx::Error> {
-        let mut tx = self.db.writer.begin_with(BEGIN_WRITE).await?;
         let row: Option<BackchannelRequest> =
             sqlx::query_as("SELECT * FROM backchannel_requests WHERE auth_req_id = ?")
                 .bind(auth_req_id)
-                .fetch_optional(&mut *tx)
+                .fetch_optional(&self.db.reader)
                 .await?;
         let Some(request) = row.filter(|r| r.client_id == client_id && !r.redeemed) else {
+            self.forget_pace(auth_req_id);
             return Ok(PollOutcome::InvalidGrant);
         };
         let expired = now_ms >= request.expires_at * 1000;
-        let outcome = match request.status {
+        if request.status != Status::Pending || expired {
+            self.forget_pace(auth_req_id);
+        }
+        Ok(match request.status {
             Status::Denied => PollOutcome::Denied,
             Status::Expired => PollOutcome::Expired,
             Status::Approved | Status::Pending if expired => {
-                sqlx::query("UPDATE backchannel_requests SET status = 'expired' WHERE auth_req_id = ?")
-                    .bind(auth_req_id)
-                    .execute(&mut *tx)
-                    .await?;
+                sqlx::query(
+                    "UPDATE backchannel_requests SET status = 'expired' WHERE auth_req_id = ? AND redeemed = 0",
+                )
+                .bind(auth_req_id)
+                .execute(&self.db.writer)
+                .await?;
                 PollOutcome::Expired
             }
             Status::Approved => {
-                sqlx::query("UPDATE backchannel_requests SET redeemed = 1 WHERE auth_req_id = ?")
-                    .bind(auth_req_id)
-                    .execute(&mut *tx)
-                    .await?;
-                PollOutcome::Approved(Box::new(BackchannelRequest { redeemed: true, ..request }))
+                // Exchanged once: of two polls racing here, one wins and the other is invalid_grant.
+                let redeemed = sqlx::query(
+                    "UPDATE backchannel_requests SET redeemed = 1
+                     WHERE auth_req_id = ? AND status = 'approved' AND redeemed = 0",
+                )
+                .bind(auth_req_id)
+                .execute(&self.db.writer)
+                .await?;
+                if redeemed.rows_affected() == 1 {
+                    PollOutcome::Approved(Box::new(BackchannelRequest { redeemed: true, ..request }))
+                } else {
+                    PollOutcome::InvalidGrant
+                }
             }
             Status::Pending => {
-                let too_soon =
-                    request.last_polled_at_ms.is_some_and(|last| now_ms - last < request.interval_seconds * 1000);
-                let interval =
-                    if too_soon { request.interval_seconds + SLOW_DOWN_STEP_SECONDS } else { request.interval_seconds };
-                sqlx::query(
-                    "UPDATE backchannel_requests SET last_polled_at_ms = ?, interval_seconds = ? WHERE auth_req_id = ?",
-                )
-                .bind(now_ms)
-                .bind(interval)
-                .bind(auth_req_id)
-                .execute(&mut *tx)
-                .await?;
-                if too_soon { PollOutcome::SlowDown { interval_seconds: interval } } else { PollOutcome::Pending }
+                let mut paces = self.paces.lock().expect("poll paces");
+                let pace = paces
+                    .entry(auth_req_id.to_owned())
+                    .or_insert(Pace { last_polled_at_ms: None, interval_seconds: request.interval_seconds });
+                let too_soon = pace.last_polled_at_ms.is_some_and(|last| now_ms - last < pace.interval_seconds * 1000);
+                pace.last_polled_at_ms = Some(now_ms);
+                if too_soon {
+                    pace.interval_seconds += SLOW_DOWN_STEP_SECONDS;
+                    PollOutcome::SlowDown { interval_seconds: pace.interval_seconds }
+                } else {
+                    PollOutcome::Pending
+                }
             }
-        };
-        tx.commit().await?;
-        Ok(outcome)
+        })
+    }
+
+    fn forget_pace(&self, auth_req_id: &str) {
+        self.paces.lock().expect("poll paces").remove(auth_req_id);
     }
 
     /// The account holder's decision on one of their pending requests.

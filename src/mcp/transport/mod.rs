@@ -135,7 +135,7 @@ impl RunningHttp {
         let router = http_router(backends.clone(), config, stop.child_token());
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
-            axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await
+            crate::http_server::serve(listener, router, async move { shutdown.cancelled().await }).await
         });
         Ok(Self { address, backends, stop, task })
     }
