@@ -98,6 +98,10 @@ pub struct McpConfig {
     /// transfers of a process silent for three heartbeats are taken over by another `bankguard
     /// serve` on the same data directory.
     pub heartbeat_seconds: u64,
+    /// In ping mode, the token endpoint is polled only when a ping arrives, once just before the
+    /// request expires, and otherwise at most once per this many seconds (in case a ping was lost),
+    /// 5 to 600.
+    pub ping_fallback_poll_seconds: u64,
 }
 
 impl std::fmt::Debug for McpConfig {
@@ -150,6 +154,7 @@ impl Default for McpConfig {
             progress_interval_seconds: 5,
             max_wait_seconds: 45,
             heartbeat_seconds: 5,
+            ping_fallback_poll_seconds: 60,
         }
     }
 }
@@ -458,6 +463,9 @@ impl McpConfig {
         }
         if !(1..=60).contains(&self.heartbeat_seconds) {
             return invalid("heartbeat_seconds", "must be between 1 and 60");
+        }
+        if !(5..=600).contains(&self.ping_fallback_poll_seconds) {
+            return invalid("ping_fallback_poll_seconds", "must be between 5 and 600");
         }
         if !(1..=100_000).contains(&self.max_sessions) {
             return invalid("max_sessions", "must be between 1 and 100000");

@@ -31,6 +31,14 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
 
+/// Ping mode: the notification that a ping for this request arrived, and how often to poll anyway.
+#[derive(Clone, Copy)]
+pub struct Ping<'a> {
+    pub notify: &'a Notify,
+    /// At most one poll per this long while no ping arrives (a ping may be lost).
+    pub fallback: Duration,
+}
+
 /// The tokens an approval produced. The access token is a [`Secret`]: it goes to the bank and nowhere else.
 #[derive(Deserialize)]
 pub struct IssuedTokens {
@@ -87,20 +95,32 @@ impl CibaClient {
     /// Waits until the request is decided, expires or `cancel` fires. Transient failures are retried
     /// until expiry (see the module doc); the only `Err` is a final protocol refusal other than
     /// `invalid_grant`, such as `unauthorized_client`, `invalid_client` or `invalid_request`.
+    ///
+    /// With a [`Ping`], the wait relies on the provider's ping (CIBA Core §10.2): it polls when the
+    /// ping arrives, otherwise only once per `fallback` (in case a ping was lost) and once just
+    /// before expiry, never at the interval.
     pub async fn wait(
         &self,
         started: &StartedApproval,
-        ping: Option<&Notify>,
+        ping: Option<Ping<'_>>,
         cancel: &CancellationToken,
         clock: &Clock,
     ) -> Result<ApprovalOutcome, CibaError> {
         let mut interval = started.interval;
         let mut failures = 0;
-        let mut next_poll = clock.now().plus(interval);
+        let pace = |interval: Duration, clock: &Clock| match &ping {
+            None => clock.now().plus(interval),
+            Some(ping) => {
+                let fallback = clock.now().plus(ping.fallback.max(interval));
+                let last_call = started.expires_at.minus(interval);
+                fallback.min(last_call).max(clock.now().plus(interval))
+            }
+        };
+        let mut next_poll = pace(interval, clock);
         loop {
             let woken_by_ping = async {
-                match ping {
-                    Some(ping) => ping.notified().await,
+                match &ping {
+                    Some(ping) => ping.notify.notified().await,
                     None => std::future::pending().await,
                 }
             };
@@ -121,16 +141,16 @@ impl CibaClient {
                 // Whatever the answer, a cancelled call redeems nothing.
                 return Ok(ApprovalOutcome::Cancelled);
             }
-            let pause = match answer? {
+            next_poll = match answer? {
                 Poll::Pending => {
                     failures = 0;
-                    interval
+                    pace(interval, clock)
                 }
                 Poll::SlowDown { at_least } => {
                     failures = 0;
                     interval = (interval + SLOW_DOWN_STEP).max(at_least);
                     tracing::debug!(interval_seconds = interval.as_secs(), "provider asked to slow down");
-                    interval
+                    pace(interval, clock)
                 }
                 Poll::Unavailable { error, retry_after } => {
                     failures += 1;
@@ -141,14 +161,13 @@ impl CibaClient {
                         retry_in_seconds = pause.as_secs(),
                         "a poll for the approval failed; nothing was decided, trying again"
                     );
-                    pause
+                    clock.now().plus(pause)
                 }
                 Poll::Done(ApprovalOutcome::Denied) if clock.now() >= started.expires_at => {
                     return Ok(ApprovalOutcome::Expired);
                 }
                 Poll::Done(outcome) => return Ok(outcome),
             };
-            next_poll = clock.now().plus(pause);
         }
     }
 

@@ -100,6 +100,7 @@ impl Backends {
             audience,
             requested_expiry,
             heartbeat: Duration::from_secs(mcp.heartbeat_seconds),
+            ping_fallback: Duration::from_secs(mcp.ping_fallback_poll_seconds),
         };
         let pings = (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default);
         let store = Arc::new(IntentStore::new(config.data_dir.clone(), clock));

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::support::dev::{PING_CLIENT, ping_client};
+use crate::support::fault_proxy::FaultProxy;
 use crate::support::mcp::{McpStack, call, is_error, text};
 
 fn transfer_args() -> serde_json::Value {
@@ -136,4 +137,53 @@ async fn a_ping_ends_the_wait_long_before_the_next_poll() {
     holder.await.unwrap();
     assert!(!is_error(&result), "{}", text(&result));
     assert!(started.elapsed() < Duration::from_secs(5), "done in {:?}, the next poll was 30 s away", started.elapsed());
+}
+
+#[tokio::test]
+async fn in_ping_mode_the_token_endpoint_is_called_once_when_the_ping_arrives_not_at_the_interval() {
+    // The provider's port is chosen first so a counting proxy can stand in front of it.
+    let provider_address = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let proxy = FaultProxy::start(&format!("http://{provider_address}")).await;
+    let stack = McpStack::start_with(|config, mcp_address| {
+        config.authz.listen = provider_address;
+        config.authz.poll_interval_seconds = 1;
+        config.authz.clients.push(ping_client(&format!("http://{mcp_address}/ciba/notify")));
+        config.mcp.client_id = PING_CLIENT.0.into();
+        config.mcp.client_secret = Some(PING_CLIENT.1.into());
+        config.mcp.delivery_mode = bankguard::config::DeliveryMode::Ping;
+        config.mcp.backchannel_authentication_endpoint =
+            Some(proxy.via(&format!("http://{provider_address}/bc-authorize")));
+        config.mcp.token_endpoint = Some(proxy.via(&format!("http://{provider_address}/oauth/token")));
+        config.bank_api.accepted_client_ids.push(PING_CLIENT.0.into());
+    })
+    .await;
+    let (client, _) = stack.http_client().await;
+    let calls_before = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let holder = {
+        let device = stack.dev.device();
+        let calls_before = calls_before.clone();
+        let proxy_seen = || proxy.seen("/oauth/token");
+        let seen_at_request = async move {
+            let request = loop {
+                if let Some(request) = device.pending(None).await.unwrap().into_iter().next() {
+                    break request;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            };
+            (device, request)
+        };
+        async move {
+            let (device, request) = seen_at_request.await;
+            *calls_before.lock().unwrap() = proxy_seen();
+            // The holder takes 4 s: four intervals of the provider's 1 s.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+            device.decide(None, Some(&request.auth_req_id), "approve").await.unwrap();
+        }
+    };
+
+    let (result, ()) = tokio::join!(call(&client, "transfer_funds", transfer_args()), holder);
+
+    assert!(!is_error(&result), "{}", text(&result));
+    let calls = proxy.seen("/oauth/token") - *calls_before.lock().unwrap();
+    assert_eq!(calls, 1, "token-endpoint calls for one approval in ping mode: {:?}", proxy.log());
 }

@@ -28,7 +28,7 @@ use super::store::{ApplyError, IntentStore, RunnerId, StoredIntent};
 use crate::bank::{BankError, RequestOutcome, TransferOrder};
 use crate::ciba::request::{ApprovalRequest, StartedApproval};
 use crate::ciba::types::{LoginHint, Secret};
-use crate::ciba::wait::ApprovalOutcome;
+use crate::ciba::wait::{ApprovalOutcome, Ping};
 use crate::ciba::{CibaClient, CibaError};
 use crate::clock::{Clock, Millis};
 use crate::mcp::backends::{PingRegistration, PingWaiters};
@@ -53,6 +53,8 @@ pub struct ApprovalSettings {
     pub requested_expiry: Duration,
     /// How often the runner records that it is alive (`mcp.heartbeat_seconds`).
     pub heartbeat: Duration,
+    /// In ping mode, at most one poll per this long while no ping arrives (`mcp.ping_fallback_poll_seconds`).
+    pub ping_fallback: Duration,
 }
 
 pub struct Runner {
@@ -353,6 +355,7 @@ impl Runner {
         ping: Option<&tokio::sync::Notify>,
         cancel: &CancellationToken,
     ) -> Option<Event> {
+        let ping = ping.map(|notify| Ping { notify, fallback: self.approval.ping_fallback });
         let outcome = self.ciba.wait(started, ping, cancel, &self.clock).await;
         Some(match outcome {
             Ok(ApprovalOutcome::Approved(tokens)) => {
