@@ -38,8 +38,8 @@ use crate::money::{Currency, MinorUnits};
 const DESCRIPTION: &str = "Transfer money between bank accounts. The account holder approves every transfer \
     on their own phone before it happens, so do not ask for confirmation in the chat: call this tool and tell the \
     user to check their device. The call waits for the decision and returns the executed transfer, or says that it \
-    was declined or expired and that no money moved. If the holder has not decided yet it returns status pending \
-    with an intent_id: call get_transfer_status with it.";
+    was declined or expired and that no money moved. If the outcome is not settled yet (status pending, executing or \
+    outcome_unknown) it returns an intent_id: call get_transfer_status with it, and never send the transfer again.";
 
 /// The schema and the checks of each field come from its type (see [`super::arguments`]).
 #[derive(Debug, Deserialize, JsonSchema)]
