@@ -77,7 +77,9 @@ struct DecisionArgs {
     /// Act for this account holder only (e.g. alice).
     #[arg(long)]
     user: Option<String>,
-    /// The request's id, or its first characters as `bankguard pending` shows them.
+    /// The request's id, or its first characters as `bankguard pending` shows them. Ids may begin
+    /// with `-` (they are URL-safe base64).
+    #[arg(allow_hyphen_values = true)]
     id: Option<String>,
     /// The newest pending request.
     #[arg(long)]

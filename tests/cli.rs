@@ -188,6 +188,10 @@ async fn pending_approve_and_deny_work_from_the_terminal_and_no_secret_reaches_t
     assert!(String::from_utf8_lossy(&approved.stdout).starts_with("approved: "), "{approved:?}");
     let denied = dev.run(&["deny", &auth_req_ids[1][..8]]);
     assert!(String::from_utf8_lossy(&denied.stdout).starts_with("denied: "), "{denied:?}");
+    // Ids are URL-safe base64: one that begins with `-` is an id, not an option.
+    let dashed = dev.run(&["deny", "-Jnope"]);
+    let said = String::from_utf8_lossy(&dashed.stderr);
+    assert!(!dashed.status.success() && !said.contains("unexpected argument"), "{said}");
     let nothing_left = dev.run(&["approve", "--latest"]);
     assert!(!nothing_left.status.success());
     assert!(String::from_utf8_lossy(&nothing_left.stderr).contains("nothing is pending"));

@@ -206,7 +206,7 @@ async fn every_value_a_tool_schema_forbids_is_refused_before_approval() {
     for tool in tools.as_array().unwrap() {
         let name = tool["name"].as_str().unwrap();
         let schema = &tool["inputSchema"];
-        for (property, rule) in schema["properties"].as_object().unwrap() {
+        for (property, rule) in schema["properties"].as_object().into_iter().flatten() {
             for value in forbidden_values(rule) {
                 let mut arguments = valid_arguments(name);
                 arguments[property] = value;

@@ -47,3 +47,16 @@ async fn listing_never_asks_the_holder_for_anything() {
     }
     assert_eq!(stack.approval_requests().await, 0);
 }
+
+#[tokio::test]
+async fn list_accounts_takes_no_arguments_and_says_so_when_given_one() {
+    let stack = McpStack::start().await;
+    let (client, _) = stack.http_client().await;
+
+    let refused = call(&client, "list_accounts", json!({"user": "bob"})).await;
+
+    assert!(is_error(&refused));
+    assert_eq!(text(&refused), "\"user\": is not an argument of this tool; it takes none");
+    let bare = client.call_tool(rmcp::model::CallToolRequestParams::new("list_accounts")).await.unwrap();
+    assert!(!is_error(&bare), "no arguments at all is fine: {}", text(&bare));
+}

@@ -82,10 +82,11 @@ impl<T: DeserializeOwned + JsonSchema + 'static> Arguments<T> {
         let properties = schema.get("properties").and_then(Value::as_object).unwrap_or(&no_properties);
         if let Some(unknown) = self.object.keys().find(|name| !properties.contains_key(*name)) {
             let known: Vec<&str> = properties.keys().map(String::as_str).collect();
-            return Err(ArgumentError {
-                argument: quoted(unknown),
-                reason: format!("is not an argument of this tool; its arguments are {}", known.join(", ")),
-            });
+            let reason = match known.as_slice() {
+                [] => "is not an argument of this tool; it takes none".to_owned(),
+                known => format!("is not an argument of this tool; its arguments are {}", known.join(", ")),
+            };
+            return Err(ArgumentError { argument: quoted(unknown), reason });
         }
         let mut required = schema.get("required").and_then(Value::as_array).into_iter().flatten();
         if let Some(missing) = required.find_map(|name| name.as_str().filter(|name| !self.object.contains_key(*name))) {

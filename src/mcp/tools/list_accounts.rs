@@ -2,17 +2,26 @@
 //! the bank with the server's own client-credentials token (`read:accounts`).
 
 use rmcp::handler::server::common::schema_for_output;
+use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
 use rmcp::{ErrorData, tool, tool_router};
 use schemars::JsonSchema;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::super::BankguardServer;
+use super::arguments::Arguments;
 use super::{ToolFailure, structured};
 use crate::bank::Account;
 
 const DESCRIPTION: &str = "List the account holder's bank accounts with their ids, names, types, masked numbers, \
                            currencies and balances. Use the ids with transfer_funds.";
+
+/// No arguments: anything sent is refused, as for every tool (`additionalProperties: false`).
+/// `properties: {}` is kept explicit: some clients expect every object schema to name its properties.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(extend("properties" = {}))]
+pub struct NoArguments {}
 
 #[derive(Debug, Serialize, JsonSchema)]
 pub struct AccountsOutput {
@@ -29,7 +38,13 @@ impl BankguardServer {
         output_schema = schema_for_output::<AccountsOutput>(),
         annotations(read_only_hint = true, destructive_hint = false, idempotent_hint = true, open_world_hint = false)
     )]
-    pub async fn list_accounts(&self) -> Result<CallToolResult, ErrorData> {
+    pub async fn list_accounts(
+        &self,
+        Parameters(arguments): Parameters<Arguments<NoArguments>>,
+    ) -> Result<CallToolResult, ErrorData> {
+        if let Err(refused) = arguments.check() {
+            return Ok(CallToolResult::error(vec![ContentBlock::text(refused.to_string())]));
+        }
         Ok(match self.accounts().await {
             Ok(accounts) => {
                 let lines: Vec<String> = accounts
