@@ -19,6 +19,15 @@ pub fn builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder().timeout(DEFAULT_TIMEOUT).user_agent(concat!("bankguard/", env!("CARGO_PKG_VERSION")))
 }
 
+/// A builder for a client that will only call `urls`: when none of them is `https`, the system's
+/// trust store is not read at all (it is neither needed nor, on a bare machine, necessarily there),
+/// which also keeps it out of start-up time and memory. Any `https` URL keeps the platform verifier.
+pub fn builder_for<'a>(urls: impl IntoIterator<Item = &'a str>) -> reqwest::ClientBuilder {
+    let plain_http_only = urls.into_iter().all(|url| url.trim_start().to_ascii_lowercase().starts_with("http://"));
+    let builder = builder();
+    if plain_http_only { builder.tls_certs_only(std::iter::empty()) } else { builder }
+}
+
 /// Why a request failed, with the causes reqwest keeps underneath, but without the URL (callers name
 /// it once themselves).
 pub fn reason(error: &reqwest::Error) -> String {

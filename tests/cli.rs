@@ -346,3 +346,38 @@ async fn an_existing_data_directory_open_to_others_is_tightened_on_start_and_the
 fn reqwest_client() -> reqwest::Client {
     bankguard::http_client::builder().build().unwrap()
 }
+
+/// Every configured URL is plain http (the embedded default): `serve` neither needs nor reads the
+/// system's trust store, so it starts and answers on a machine that has none.
+#[test]
+fn serve_answers_without_a_system_trust_store_when_every_url_is_http() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let mut serve = bankguard()
+        .current_dir(dir.path())
+        .args(["serve"])
+        .env("BANKGUARD_DATA_DIR", dir.path())
+        .env("BANKGUARD_MCP__CLIENT_SECRET", "not-used-before-a-call")
+        .env("SSL_CERT_FILE", dir.path().join("no-such-bundle.pem"))
+        .env("SSL_CERT_DIR", dir.path().join("no-such-dir"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = serve.stdin.take().unwrap();
+    let requests = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    ];
+    for request in requests {
+        writeln!(stdin, "{request}").unwrap();
+    }
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+    let listed = lines.find(|line| line.as_ref().is_ok_and(|l| l.contains("\"id\":2")));
+    drop(stdin);
+    let output = serve.wait_with_output().unwrap();
+    let listed = listed.and_then(Result::ok).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&output.stderr)));
+    assert!(listed.contains("transfer_funds"), "{listed}");
+}

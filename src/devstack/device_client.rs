@@ -32,7 +32,7 @@ impl DeviceClient {
         let not_running = || DeviceClientError::NotRunning(data_dir.display().to_string());
         let running = RunningStack::read(data_dir).map_err(|_| not_running())?;
         let token = std::fs::read_to_string(data_dir.join(DEVICE_TOKEN_FILE)).map_err(|_| not_running())?;
-        let http = crate::http_client::builder()
+        let http = crate::http_client::builder_for([running.issuer.as_str()])
             .build()
             .map_err(|e| DeviceClientError::Unreachable { url: running.issuer.clone(), reason: e.to_string() })?;
         Ok(Self { base: running.issuer, token: token.trim().to_owned(), http })

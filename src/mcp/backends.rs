@@ -73,7 +73,10 @@ impl Backends {
         }
         let issuer = config.mcp_issuer();
         let client_secret = client_secret(config)?;
-        let http = crate::http_client::builder().build()?;
+        let bank_api_url = config.mcp_bank_api_url();
+        let endpoints = [mcp.backchannel_authentication_endpoint.as_deref(), mcp.token_endpoint.as_deref()];
+        let urls = [Some(issuer.as_str()), Some(bank_api_url.as_str())].into_iter().chain(endpoints).flatten();
+        let http = crate::http_client::builder_for(urls).build()?;
         let settings = ProviderSettings {
             issuer: issuer.clone(),
             backchannel_endpoint: mcp.backchannel_authentication_endpoint.clone(),
@@ -89,7 +92,7 @@ impl Backends {
         };
         let ciba = Arc::new(CibaClient::new(settings, http.clone()));
         let bank = Arc::new(BankAccess::new(
-            BankClient::new(&config.mcp_bank_api_url(), http),
+            BankClient::new(&bank_api_url, http),
             ciba.clone(),
             ClientCredentialsCache::new(audience.clone(), &mcp.read_scope),
         ));

@@ -97,6 +97,9 @@ impl AuthorizationServer {
         secrets::write_private_file(&device_token_path, device.device_token.as_bytes())
             .map_err(|source| AuthzError::DeviceToken { path: device_token_path.display().to_string(), source })?;
         let tokens = TokenIssuer::new(issuer.to_owned(), key.clone(), config.authz.token_lifetime_seconds as i64);
+        // The provider only ever calls its clients' ping endpoints.
+        let notification_endpoints: Vec<String> =
+            config.authz.clients.iter().filter_map(|client| client.notification_endpoint.clone()).collect();
         let state = AuthzState {
             issuer: issuer.to_owned(),
             clients,
@@ -107,7 +110,7 @@ impl AuthorizationServer {
             poll_interval_seconds: config.authz.poll_interval_seconds as i64,
             device,
             outcomes: Notify::new(),
-            http: crate::http_client::builder().build()?,
+            http: crate::http_client::builder_for(notification_endpoints.iter().map(String::as_str)).build()?,
         };
         Ok(Self { state: Arc::new(state), mcp_client })
     }

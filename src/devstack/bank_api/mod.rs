@@ -72,7 +72,8 @@ impl BankApi {
     }
 
     fn with_ledger(config: &BankApiConfig, issuer: &str, ledger: Ledger) -> Result<Self, BankApiError> {
-        let http = crate::http_client::builder().build()?;
+        // The bank only ever calls the issuer (discovery and JWKS).
+        let http = crate::http_client::builder_for([issuer]).build()?;
         let expected = Expectations {
             issuer: issuer.to_owned(),
             audience: config.audience.clone(),
