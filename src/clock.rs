@@ -120,10 +120,6 @@ impl ManualClock {
         self.now.send_modify(|now| *now = now.plus(by));
     }
 
-    pub fn set(&self, to: Millis) {
-        self.now.send_replace(to);
-    }
-
     /// How many sleeps on this clock are waiting right now; a test moves the clock once the code
     /// it drives has gone to sleep, so no time passes while that code is busy.
     pub fn sleepers(&self) -> usize {

@@ -38,11 +38,6 @@ impl Calls {
         inner.cancelled.contains(request)
     }
 
-    /// Whether the client cancelled `request`.
-    pub fn is_cancelled(&self, request: &RequestId) -> bool {
-        self.inner.lock().expect("calls").cancelled.contains(request)
-    }
-
     /// The call is over.
     pub fn finished(&self, request: &RequestId) {
         let mut inner = self.inner.lock().expect("calls");
