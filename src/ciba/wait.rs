@@ -136,7 +136,8 @@ impl CibaClient {
             if clock.now() >= started.expires_at {
                 return Ok(ApprovalOutcome::Expired);
             }
-            let answer = self.poll(&started.auth_req_id).await;
+            // Boxed: a wait spends its life asleep, and should not carry a request's state meanwhile.
+            let answer = Box::pin(self.poll(&started.auth_req_id)).await;
             if cancel.is_cancelled() {
                 // Whatever the answer, a cancelled call redeems nothing.
                 return Ok(ApprovalOutcome::Cancelled);

@@ -74,10 +74,19 @@ impl DeviceClient {
                 }
             }
         };
-        let body = json!({"user": chosen.user, "auth_req_id": chosen.auth_req_id, "decision": decision});
-        let request = self.http.post(format!("{}/device/api/decide", self.base)).bearer_auth(&self.token).json(&body);
-        let result = self.send(request).await?;
+        let result = self.decide_request(&chosen, decision).await?;
         Ok((chosen, result))
+    }
+
+    /// Approves or denies exactly `request` (as listed by [`pending`](Self::pending)).
+    pub async fn decide_request(
+        &self,
+        request: &PendingApproval,
+        decision: &str,
+    ) -> Result<DecisionResult, DeviceClientError> {
+        let body = json!({"user": request.user, "auth_req_id": request.auth_req_id, "decision": decision});
+        let request = self.http.post(format!("{}/device/api/decide", self.base)).bearer_auth(&self.token).json(&body);
+        self.send(request).await
     }
 
     async fn send<T: serde::de::DeserializeOwned>(

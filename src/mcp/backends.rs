@@ -54,8 +54,6 @@ pub enum BackendsError {
     HttpClient(#[from] reqwest::Error),
     #[error("ping delivery needs the HTTP transport: the provider must be able to call this server")]
     PingNeedsHttp,
-    #[error(transparent)]
-    Store(#[from] StoreError),
 }
 
 /// The embedded authorization server's credentials file for the MCP client.
@@ -128,13 +126,13 @@ impl Backends {
     }
 
     /// Opens the intent store, writes this process's first heartbeat, and starts taking over the
-    /// holder's intents whose runner stopped (once per process; later calls do nothing).
-    pub async fn start(&self) -> Result<(), BackendsError> {
+    /// holder's intents whose runner stopped (once per process: later calls wait for the first to
+    /// finish, then do nothing). Every tool that touches intents calls it first.
+    pub async fn start(&self) -> Result<(), StoreError> {
         self.started
             .get_or_try_init(|| async {
                 self.store().open().await?;
-                self.runner.start(&self.user).await?;
-                Ok::<(), BackendsError>(())
+                self.runner.start(&self.user).await
             })
             .await?;
         Ok(())

@@ -36,6 +36,7 @@ pub async fn follow(
     let mut changes = store.watch(intent.id(), intent.status());
     let mut tick = tokio::time::interval(progress_every);
     tick.tick().await;
+    // Its first tick is at once: the store is read again right after subscribing.
     let mut recheck = tokio::time::interval(RECHECK_EVERY);
     loop {
         tokio::select! {

@@ -37,7 +37,12 @@ pub struct Serve {
 
 impl FaultyStack {
     pub async fn start() -> Self {
-        let dev = Dev::start().await;
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts the dev stack with `configure`'s changes (see [`Dev::start_with`]).
+    pub async fn start_with(configure: impl FnOnce(&mut bankguard::config::Config)) -> Self {
+        let dev = Dev::start_with(configure).await;
         let provider = FaultProxy::start(dev.issuer()).await;
         let bank = FaultProxy::start(dev.bank_api()).await;
         Self { dev, provider, bank, serves: Default::default() }
@@ -73,9 +78,14 @@ impl FaultyStack {
 
     /// Starts a `serve --transport http` process on the stack's data directory.
     pub async fn serve(&self, max_wait: u64) -> Serve {
+        self.spawn_serve(self.command(&["--transport", "http", "--listen", "127.0.0.1:0"], max_wait)).await
+    }
+
+    /// Starts `command` (made by [`command`](Self::command) for the HTTP transport, then adjusted)
+    /// and waits until it listens.
+    pub async fn spawn_serve(&self, mut command: tokio::process::Command) -> Serve {
         let n = self.serves.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let log = self.dev.data_path(&format!("serve-{n}.log"));
-        let mut command = self.command(&["--transport", "http", "--listen", "127.0.0.1:0"], max_wait);
         command.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         let mut child = command.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
@@ -167,6 +177,10 @@ impl FaultyStack {
 }
 
 impl Serve {
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("serve is running")
+    }
+
     pub async fn client(&self) -> Client {
         Recorder::default().serve(StreamableHttpClientTransport::from_uri(self.url.clone())).await.unwrap()
     }

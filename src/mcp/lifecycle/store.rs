@@ -364,17 +364,20 @@ impl IntentStore {
         rows.into_iter().map(Row::into_intent).collect()
     }
 
-    /// A receiver that sees this intent's changes of status made in this process.
+    /// A receiver that sees this intent's changes of status made in this process from now on;
+    /// read the intent again after subscribing to see those made before.
     pub fn watch(&self, id: &str, current: Status) -> watch::Receiver<Status> {
         let mut live = self.live.lock().expect("intent signals");
         live.entry(id.to_owned()).or_insert_with(|| watch::channel(current).0).subscribe()
     }
 
+    /// Wakes this intent's watchers, if it has any: an intent nobody follows costs nothing here
+    /// (a follower re-reads the store after subscribing, so it misses no change made before).
     fn signal(&self, id: &str, status: Status) {
         let mut live = self.live.lock().expect("intent signals");
-        let sender = live.entry(id.to_owned()).or_insert_with(|| watch::channel(status).0);
+        let Some(sender) = live.get(id) else { return };
         sender.send_replace(status);
-        if status.is_final() {
+        if status.is_final() || sender.receiver_count() == 0 {
             // Receivers already subscribed still see the final value.
             live.remove(id);
         }

@@ -65,6 +65,7 @@ impl BankguardServer {
     ) -> Result<Option<CallToolResult>, ToolFailure> {
         let args = arguments.check()?;
         let backends = &self.backends;
+        backends.start().await?;
         let intent_id = args.intent_id.as_str();
         let intent = backends.store().get(&backends.user, intent_id).await?.ok_or_else(|| {
             ToolFailure::Invalid(format!("There is no transfer intent {intent_id:?} for this account holder."))

@@ -105,9 +105,10 @@ impl BankguardServer {
         context: &RequestContext<RoleServer>,
     ) -> Result<Option<StoredIntent>, ToolFailure> {
         let backends = &self.backends;
+        let args = arguments.check()?;
+        backends.start().await?;
         let store = backends.store();
         let owner = backends.user.as_str();
-        let args = arguments.check()?;
         let checked = check_offline(&args, backends.limits.max_transfer)?;
         let key = args.idempotency_key.as_ref().map(IdempotencyKey::as_str);
         let fingerprint = fingerprint(&args, &checked);

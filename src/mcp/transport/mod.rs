@@ -58,15 +58,25 @@ pub enum TransportError {
 /// Cancellations are stored by the transport before rmcp sees them ([`CancelFirst`]), so a client
 /// that cancels and closes stdin at once cannot make the process exit before the write. Under it,
 /// [`LineTransport`] answers every line that is not an MCP message.
+///
+/// The intent store opens and the first heartbeat is written while the client's handshake goes on:
+/// `initialize` and `tools/list` need neither, and every tool that does waits for them. If they
+/// fail, the session ends with that error.
 pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> {
-    backends.start().await.map_err(|e| TransportError::Start(e.to_string()))?;
     let calls = Calls::default();
     let (stdin, stdout) = rmcp::transport::stdio();
     let transport = CancelFirst::new(LineTransport::new(stdin, stdout), calls.clone(), backends.runner.clone());
-    let served = BankguardServer::new(backends.clone(), calls).serve(transport).await;
-    let result = match served {
-        Ok(service) => service.waiting().await.map(|_| ()).map_err(|e| TransportError::Stdio(e.to_string())),
-        Err(e) => Err(TransportError::Stdio(e.to_string())),
+    let (started, served) =
+        tokio::join!(backends.start(), BankguardServer::new(backends.clone(), calls).serve(transport));
+    let result = match (started, served) {
+        (Ok(()), Ok(service)) => service.waiting().await.map(|_| ()).map_err(|e| TransportError::Stdio(e.to_string())),
+        (Err(error), served) => {
+            if let Ok(service) = served {
+                let _ = service.cancel().await;
+            }
+            Err(TransportError::Start(error.to_string()))
+        }
+        (Ok(()), Err(e)) => Err(TransportError::Stdio(e.to_string())),
     };
     backends.shutdown().await;
     result
