@@ -1,7 +1,9 @@
-//! The one way the crate builds outbound HTTP clients (reqwest over rustls with the `ring` provider).
+//! The one way the crate builds outbound HTTP clients (reqwest over rustls with the `aws-lc-rs`
+//! provider).
 //!
-//! reqwest is built without a default TLS provider to keep the build lean, so the provider must be
-//! installed before the first client exists; doing it here means no caller can forget.
+//! aws-lc-rs is the crate's one crypto library: the bank API's JWT checks and the dev authorization
+//! server's keys use it too. reqwest is built without a default TLS provider, so the provider must
+//! be installed before the first client exists; doing it here means no caller can forget.
 
 use std::sync::Once;
 use std::time::Duration;
@@ -14,7 +16,7 @@ pub fn builder() -> reqwest::ClientBuilder {
     static PROVIDER: Once = Once::new();
     PROVIDER.call_once(|| {
         // Fails only if another provider was installed first, which is just as good.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     });
     reqwest::Client::builder().timeout(DEFAULT_TIMEOUT).user_agent(concat!("bankguard/", env!("CARGO_PKG_VERSION")))
 }

@@ -1,20 +1,26 @@
 //! Generated secrets and the files that hold them.
 //!
-//! Secrets are random bytes from the OS, base64url-encoded. Files holding secrets are written
-//! atomically (a temp file renamed into place) with mode 0600 from the moment they exist.
+//! Secrets are random bytes (AWS-LC's generator, seeded by the OS), base64url-encoded. Files holding
+//! secrets are written atomically (a temp file renamed into place) with mode 0600 from the moment
+//! they exist.
 
 use std::io::Write;
 use std::path::Path;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use rand_core::RngCore;
 
 /// A random value with `bytes` bytes of entropy, base64url without padding.
 pub fn random_token(bytes: usize) -> String {
     let mut buffer = vec![0u8; bytes];
-    rand_core::OsRng.fill_bytes(&mut buffer);
+    fill_random(&mut buffer);
     URL_SAFE_NO_PAD.encode(buffer)
+}
+
+/// Fills `buffer` with random bytes from AWS-LC's generator (seeded by the operating system). Nothing
+/// sensible can go on without randomness, so its failure is a panic, as it was with `rand_core`'s `OsRng`.
+pub fn fill_random(buffer: &mut [u8]) {
+    aws_lc_rs::rand::fill(buffer).expect("the operating system's random number generator failed");
 }
 
 /// Writes `contents` to `path` readable and writable by the owner only.

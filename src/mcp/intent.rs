@@ -5,8 +5,6 @@
 //! masked numbers, and a short reference code), the `payment_initiation` authorization detail, and
 //! the intent id that becomes the bank's `Idempotency-Key`.
 
-use rand_core::RngCore;
-
 use crate::authorization_details::{PaymentInitiation, TransferTerms};
 use crate::ciba::types::BindingMessage;
 use crate::display_text::DisplayText;
@@ -94,7 +92,7 @@ impl TransferIntent {
 
 fn new_reference() -> String {
     let mut bytes = [0u8; REFERENCE_LENGTH];
-    rand_core::OsRng.fill_bytes(&mut bytes);
+    crate::secrets::fill_random(&mut bytes);
     bytes.iter().map(|b| REFERENCE_ALPHABET[*b as usize % REFERENCE_ALPHABET.len()] as char).collect()
 }
 

@@ -20,17 +20,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use aws_lc_rs::encoding::{AsDer, PublicKeyX509Der};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::rsa::KeySize;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
+use aws_lc_rs::{hmac, rsa};
 use axum::Json;
 use axum::extract::State;
 use axum::routing::get;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::{Algorithm, EncodingKey};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::EncodePrivateKey;
-use rsa::pkcs1::EncodeRsaPrivateKey;
-use rsa::pkcs8::{EncodePublicKey, LineEnding};
-use rsa::traits::PublicKeyParts;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::Algorithm;
 use serde_json::{Value, json};
 
 use bankguard::authorization_details::{PaymentInitiation, TransferTerms};
@@ -70,12 +70,12 @@ pub enum Signing {
 
 /// Keys are generated once per test binary: RSA generation is the slow part.
 struct Keys {
-    rsa: EncodingKey,
+    rsa: RsaKeyPair,
     rsa_jwk: Value,
     rsa_public_pem: String,
-    ec: EncodingKey,
+    ec: EcdsaKeyPair,
     ec_jwk: Value,
-    stranger_rsa: EncodingKey,
+    stranger_rsa: RsaKeyPair,
     stranger_rsa_jwk: Value,
 }
 
@@ -84,26 +84,56 @@ fn keys() -> &'static Keys {
     KEYS.get_or_init(|| {
         let (rsa, rsa_jwk, rsa_public_pem) = rsa_key("rsa-1");
         let (stranger_rsa, stranger_rsa_jwk, _) = rsa_key("rsa-rotated");
-        let ec_secret = p256::SecretKey::random(&mut rand_core::OsRng);
-        let point = ec_secret.public_key().to_encoded_point(false);
+        let ec = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        // SEC 1 uncompressed point: 0x04, x, y.
+        let point = ec.public_key().as_ref();
         let ec_jwk = json!({
             "kty": "EC", "crv": "P-256", "kid": "ec-1", "use": "sig", "alg": "ES256",
-            "x": URL_SAFE_NO_PAD.encode(point.x().unwrap()), "y": URL_SAFE_NO_PAD.encode(point.y().unwrap()),
+            "x": URL_SAFE_NO_PAD.encode(&point[1..33]), "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
         });
-        let ec = EncodingKey::from_ec_der(ec_secret.to_pkcs8_der().unwrap().as_bytes());
         Keys { rsa, rsa_jwk, rsa_public_pem, ec, ec_jwk, stranger_rsa, stranger_rsa_jwk }
     })
 }
 
-fn rsa_key(kid: &str) -> (EncodingKey, Value, String) {
-    let private = rsa::RsaPrivateKey::new(&mut rand_core::OsRng, 2048).unwrap();
-    let public = private.to_public_key();
+/// A 2048-bit RSA key, its JWK, and its public key as SPKI PEM (what the HMAC-confusion attack keys with).
+fn rsa_key(kid: &str) -> (RsaKeyPair, Value, String) {
+    let private = RsaKeyPair::generate(KeySize::Rsa2048).unwrap();
+    let public: &rsa::PublicKey = private.public_key();
     let jwk = json!({
         "kty": "RSA", "kid": kid, "use": "sig", "alg": "RS256",
-        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()), "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
     });
-    let pem = public.to_public_key_pem(LineEnding::LF).unwrap();
-    (EncodingKey::from_rsa_der(private.to_pkcs1_der().unwrap().as_bytes()), jwk, pem)
+    let spki: PublicKeyX509Der = public.as_der().unwrap();
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in STANDARD.encode(spki.as_ref()).as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    (private, jwk, pem)
+}
+
+/// What signs a test token: a key pair (its type says RS256 or ES256), or HMAC-SHA256 with a secret.
+enum Signer<'a> {
+    Rsa(&'a RsaKeyPair),
+    Ec(&'a EcdsaKeyPair),
+    Hmac(&'a [u8]),
+}
+
+impl Signer<'_> {
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        match self {
+            Signer::Rsa(key) => {
+                let mut signature = vec![0; key.public_modulus_len()];
+                key.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), message, &mut signature).unwrap();
+                signature
+            }
+            // The FIXED algorithm gives JWS's r || s (RFC 7518 §3.4), not DER.
+            Signer::Ec(key) => key.sign(&SystemRandom::new(), message).unwrap().as_ref().to_vec(),
+            Signer::Hmac(secret) => hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, secret), message).as_ref().to_vec(),
+        }
+    }
 }
 
 /// A loopback OpenID provider that publishes discovery and JWKS, and mints tokens.
@@ -206,18 +236,20 @@ impl TestIssuer {
         edit: impl FnOnce(&mut serde_json::Map<String, Value>),
     ) -> String {
         let keys = keys();
-        let (alg, kid, key) = match signing {
-            Signing::Rs256 => (Algorithm::RS256, Some("rsa-1"), Some(&keys.rsa)),
-            Signing::Es256 => (Algorithm::ES256, Some("ec-1"), Some(&keys.ec)),
-            Signing::Rs256ForgedWithPublishedKid => (Algorithm::RS256, Some("rsa-1"), Some(&keys.stranger_rsa)),
-            Signing::Rs256UnknownKid => (Algorithm::RS256, Some("rsa-rotated"), Some(&keys.stranger_rsa)),
+        // The classic algorithm-confusion attack: HMAC keyed with the published public key.
+        let confusion = Signer::Hmac(keys.rsa_public_pem.as_bytes());
+        let (alg, kid, signer) = match signing {
+            Signing::Rs256 => (Algorithm::RS256, Some("rsa-1"), Signer::Rsa(&keys.rsa)),
+            Signing::Es256 => (Algorithm::ES256, Some("ec-1"), Signer::Ec(&keys.ec)),
+            Signing::Rs256ForgedWithPublishedKid => (Algorithm::RS256, Some("rsa-1"), Signer::Rsa(&keys.stranger_rsa)),
+            Signing::Rs256UnknownKid => (Algorithm::RS256, Some("rsa-rotated"), Signer::Rsa(&keys.stranger_rsa)),
             Signing::Rs256NeverPublishedKid => {
-                (Algorithm::RS256, Some("rsa-never-published"), Some(&keys.stranger_rsa))
+                (Algorithm::RS256, Some("rsa-never-published"), Signer::Rsa(&keys.stranger_rsa))
             }
-            Signing::Hs256WithPublicKey => (Algorithm::HS256, Some("rsa-1"), None),
-            Signing::Es256UnderRsaKid => (Algorithm::ES256, Some("rsa-1"), Some(&keys.ec)),
-            Signing::Rs256WithoutKid => (Algorithm::RS256, None, Some(&keys.rsa)),
-            Signing::None => (Algorithm::HS256, Some("rsa-1"), None),
+            Signing::Hs256WithPublicKey => (Algorithm::HS256, Some("rsa-1"), confusion),
+            Signing::Es256UnderRsaKid => (Algorithm::ES256, Some("rsa-1"), Signer::Ec(&keys.ec)),
+            Signing::Rs256WithoutKid => (Algorithm::RS256, None, Signer::Rsa(&keys.rsa)),
+            Signing::None => (Algorithm::HS256, Some("rsa-1"), confusion),
         };
         let mut header = serde_json::Map::new();
         let alg_name = if let Signing::None = signing { json!("none") } else { serde_json::to_value(alg).unwrap() };
@@ -232,14 +264,9 @@ impl TestIssuer {
             URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let signature = match (signing, key) {
-            (Signing::None, _) => String::new(),
-            (_, Some(key)) => jsonwebtoken::crypto::sign(message.as_bytes(), key, alg).unwrap(),
-            // The classic algorithm-confusion attack: HMAC keyed with the published public key.
-            (_, None) => {
-                let key = EncodingKey::from_secret(keys.rsa_public_pem.as_bytes());
-                jsonwebtoken::crypto::sign(message.as_bytes(), &key, alg).unwrap()
-            }
+        let signature = match signing {
+            Signing::None => String::new(),
+            _ => URL_SAFE_NO_PAD.encode(signer.sign(message.as_bytes())),
         };
         format!("{message}.{signature}")
     }

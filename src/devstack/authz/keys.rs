@@ -1,13 +1,17 @@
 //! The authorization server's signing key: ES256 (P-256), generated on first start and persisted in
 //! the data directory (PKCS#8 PEM, mode 0600), published in the JWKS under its RFC 7638 thumbprint.
+//!
+//! Generation, parsing and signing go through aws-lc-rs, the crate's one crypto library. The file is
+//! a plain PKCS#8 v1 `PRIVATE KEY` PEM (RFC 5958, RFC 7468) with the same layout the `p256` crate
+//! wrote before, so a data directory from an earlier version keeps its key and `kid` (a test below
+//! loads one such file).
 
 use std::path::Path;
 
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -16,6 +20,8 @@ use crate::secrets;
 
 /// The key file inside the data directory.
 pub const KEY_FILE: &str = "authz-signing-key.pem";
+/// The PEM label of an unencrypted PKCS#8 private key (RFC 7468 §10).
+const PEM_LABEL: &str = "PRIVATE KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -35,32 +41,38 @@ impl SigningKey {
     pub fn load_or_generate(data_dir: &Path) -> Result<Self, KeyError> {
         let path = data_dir.join(KEY_FILE);
         let file_error = |reason: String| KeyError::File { path: path.display().to_string(), reason };
-        let secret = if path.exists() {
+        let pkcs8 = if path.exists() {
             let pem = std::fs::read_to_string(&path).map_err(|e| file_error(e.to_string()))?;
-            p256::SecretKey::from_pkcs8_pem(&pem).map_err(|e| file_error(format!("not a P-256 PKCS#8 key: {e}")))?
+            pem_decode(&pem).ok_or_else(|| file_error(format!("not a PEM {PEM_LABEL}")))?
         } else {
-            let secret = p256::SecretKey::random(&mut rand_core::OsRng);
-            let pem = secret.to_pkcs8_pem(LineEnding::LF).map_err(|e| file_error(e.to_string()))?;
-            secrets::write_private_file(&path, pem.as_bytes()).map_err(|e| file_error(e.to_string()))?;
+            let generated = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
+                .and_then(|key| key.to_pkcs8v1())
+                .map_err(|e| file_error(format!("could not generate a P-256 key: {e}")))?;
+            let pkcs8 = generated.as_ref().to_vec();
+            secrets::write_private_file(&path, pem_encode(&pkcs8).as_bytes()).map_err(|e| file_error(e.to_string()))?;
             tracing::info!(path = %path.display(), "generated the authorization server's signing key");
-            secret
+            pkcs8
         };
-        Self::from_secret(&secret).map_err(file_error)
+        Self::from_pkcs8(&pkcs8).map_err(file_error)
     }
 
-    fn from_secret(secret: &p256::SecretKey) -> Result<Self, String> {
-        let point = secret.public_key().to_encoded_point(false);
-        let (x, y) = match (point.x(), point.y()) {
-            (Some(x), Some(y)) => (URL_SAFE_NO_PAD.encode(x), URL_SAFE_NO_PAD.encode(y)),
-            _ => return Err("the public key has no affine coordinates".into()),
+    fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
+        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
+            .map_err(|e| format!("not a P-256 PKCS#8 key: {e}"))?;
+        // SEC 1 uncompressed point: 0x04, then x and y, 32 bytes each.
+        let point = key.public_key().as_ref();
+        let (x, y) = match point {
+            [0x04, coordinates @ ..] if coordinates.len() == 64 => {
+                (URL_SAFE_NO_PAD.encode(&coordinates[..32]), URL_SAFE_NO_PAD.encode(&coordinates[32..]))
+            }
+            _ => return Err("the public key is not an uncompressed P-256 point".into()),
         };
         // RFC 7638: the thumbprint hashes the required members in lexicographic order, no whitespace.
         let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
-        let der = secret.to_pkcs8_der().map_err(|e| e.to_string())?;
         let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"});
-        Ok(Self { kid, encoding: EncodingKey::from_ec_der(der.as_bytes()), decoding, jwk })
+        Ok(Self { kid, encoding: EncodingKey::from_ec_der(pkcs8), decoding, jwk })
     }
 
     /// The public key as a JWK set.
@@ -77,5 +89,88 @@ impl SigningKey {
     /// The key for checking this server's own tokens (e.g. an `id_token_hint`).
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
+    }
+}
+
+/// PKCS#8 DER as PEM: base64 in lines of 64 characters between the labels, LF line ends.
+fn pem_encode(der: &[u8]) -> String {
+    let base64 = STANDARD.encode(der);
+    let mut pem = format!("-----BEGIN {PEM_LABEL}-----\n");
+    let mut rest = base64.as_str();
+    while !rest.is_empty() {
+        let (line, tail) = rest.split_at(rest.len().min(64));
+        pem.push_str(line);
+        pem.push('\n');
+        rest = tail;
+    }
+    pem.push_str(&format!("-----END {PEM_LABEL}-----\n"));
+    pem
+}
+
+/// The DER inside the first `PRIVATE KEY` block of `pem` (text around it is ignored, as RFC 7468 §2
+/// allows), or `None` if there is none or its base64 is malformed.
+fn pem_decode(pem: &str) -> Option<Vec<u8>> {
+    let (_, rest) = pem.split_once(&format!("-----BEGIN {PEM_LABEL}-----"))?;
+    let (body, _) = rest.split_once(&format!("-----END {PEM_LABEL}-----"))?;
+    let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
+    STANDARD.decode(base64).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A key file written by the `p256` crate (bankguard before aws-lc-rs), and the `kid` it was published under.
+    const P256_CRATE_KEY_FILE: &str = "-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgJNxCc6Ynpaaa0k9i
+aKJzbmROR1B916NDqQVHHIh/9bShRANCAARVA6VnGaSiRytpTXkjSvE6IMqS6qUf
+XZ4AIaPQ+aDEuE1k9aciKIlsFMox2PcBJ+bFpa/eXFNWdrq2gxD/B/vH
+-----END PRIVATE KEY-----
+";
+    const P256_CRATE_KID: &str = "E9mDEeYcq3SzoNlMDqzl6Hm1knlewsP5Gv0TTAM_7dI";
+
+    #[test]
+    fn a_key_file_written_before_aws_lc_rs_loads_with_the_same_kid() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(KEY_FILE), P256_CRATE_KEY_FILE).unwrap();
+        let key = SigningKey::load_or_generate(dir.path()).unwrap();
+        assert_eq!(key.kid, P256_CRATE_KID);
+        assert_eq!(key.jwks()["keys"][0]["x"], "VQOlZxmkokcraU15I0rxOiDKkuqlH12eACGj0PmgxLg");
+    }
+
+    #[test]
+    fn a_generated_key_is_written_as_pkcs8_pem_and_loads_again_as_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = SigningKey::load_or_generate(dir.path()).unwrap();
+        let pem = std::fs::read_to_string(dir.path().join(KEY_FILE)).unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----\n") && pem.ends_with("-----END PRIVATE KEY-----\n"));
+        assert!(pem.lines().all(|line| line.len() <= 64), "{pem}");
+        let loaded = SigningKey::load_or_generate(dir.path()).unwrap();
+        assert_eq!(loaded.jwks(), generated.jwks());
+    }
+
+    #[test]
+    fn its_tokens_verify_with_its_own_public_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = SigningKey::load_or_generate(dir.path()).unwrap();
+        let token = key.sign("at+jwt", &json!({"sub": "alice", "exp": 4_000_000_000_i64})).unwrap();
+        let mut validation = jsonwebtoken::Validation::new(Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        let claims = jsonwebtoken::decode::<Value>(&token, key.decoding_key(), &validation).unwrap().claims;
+        assert_eq!(claims["sub"], "alice");
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_p256_pkcs8_key_is_refused_with_its_path() {
+        let dir = tempfile::tempdir().unwrap();
+        for (contents, reason) in [
+            ("hello", "not a PEM PRIVATE KEY"),
+            ("-----BEGIN PRIVATE KEY-----\n!!!\n-----END PRIVATE KEY-----\n", "not a PEM PRIVATE KEY"),
+            ("-----BEGIN PRIVATE KEY-----\nMAA=\n-----END PRIVATE KEY-----\n", "not a P-256 PKCS#8 key"),
+        ] {
+            std::fs::write(dir.path().join(KEY_FILE), contents).unwrap();
+            let error = SigningKey::load_or_generate(dir.path()).err().unwrap().to_string();
+            assert!(error.contains(KEY_FILE) && error.contains(reason), "{error}");
+        }
     }
 }
