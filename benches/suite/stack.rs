@@ -38,8 +38,8 @@ pub struct DevOptions {
 
 /// `bankguard dev` in its own process, on loopback ports of its own.
 pub struct DevProcess {
-    pub dir: tempfile::TempDir,
-    pub config_file: PathBuf,
+    dir: tempfile::TempDir,
+    config_file: PathBuf,
     pub running: RunningStack,
     child: Child,
     http: reqwest::Client,
