@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Installs the independent peers the interop tests drive, idempotently, into .peers/ (git-ignored):
 #   - Node.js 22 from the npm package node@22 (the MCP Inspector 2.x and the conformance suite need it);
-#   - the npm dependencies of every tests/interop/<peer>/package.json (exact versions from its lock file);
+#   - the npm dependencies of every tests/interop/<peer>/package.json and benches/peers/<peer>/package.json
+#     (exact versions from its lock file);
 #   - a Python virtualenv with tests/interop/python/requirements.txt (the official MCP Python SDK).
-# Tests find them at .peers/node22/node_modules/.bin/node, tests/interop/<peer>/node_modules and
-# .peers/venv/bin/python. Needs the machine's node/npm (any version) and python3; no stdin, no prompts.
+# Tests and the benchmark suite find them at .peers/node22/node_modules/.bin/node,
+# {tests/interop,benches/peers}/<peer>/node_modules and .peers/venv/bin/python. Needs the machine's
+# node/npm (any version) and python3; no stdin, no prompts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 peers="$PWD/.peers"
@@ -20,7 +22,7 @@ if ! { [[ -x "$node22" ]] && "$node22" --version | grep -q '^v22\.'; }; then
 fi
 "$node22" --version >/dev/null
 
-for manifest in tests/interop/*/package.json; do
+for manifest in tests/interop/*/package.json benches/peers/*/package.json; do
     [[ -e "$manifest" ]] || continue
     dir=$(dirname "$manifest")
     stamp="$dir/node_modules/.bankguard-stamp"

@@ -58,6 +58,8 @@ struct Exchange {
     method: String,
     path: String,
     fault: Option<&'static str>,
+    /// The request body, as text (lossy).
+    body: String,
     /// The upstream answered it in full.
     forwarded: bool,
 }
@@ -105,6 +107,12 @@ impl FaultProxy {
     /// Requests received whose path starts with `path_prefix`, faulted or not.
     pub fn seen(&self, path_prefix: &str) -> usize {
         self.shared.count(path_prefix, |_| true)
+    }
+
+    /// Requests received whose path starts with `path_prefix` and whose body contains `needle`: token
+    /// requests of one grant, say (`grant-type%3Aciba` in a form body).
+    pub fn seen_with_body(&self, path_prefix: &str, needle: &str) -> usize {
+        self.shared.count(path_prefix, |exchange| exchange.body.contains(needle))
     }
 
     /// Requests whose path starts with `path_prefix` that the upstream has answered in full.
@@ -157,6 +165,7 @@ impl Shared {
                 method: request.method.clone(),
                 path: request.path().to_owned(),
                 fault: fault.as_ref().map(Fault::name),
+                body: String::from_utf8_lossy(request.body()).into_owned(),
                 forwarded: false,
             });
             exchanges.len() - 1

@@ -88,6 +88,10 @@ impl Request {
         self.target.split('?').next().unwrap_or_default()
     }
 
+    pub(super) fn body(&self) -> &[u8] {
+        &self.body
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
