@@ -12,12 +12,15 @@
 //!   direct GET of the bank endpoint it wraps.
 //! - [`approvals`]: approval → tool result latency and token-endpoint calls per approval, poll and
 //!   ping mode.
+//! - [`scale`]: N pending approvals in one `serve` (ping mode): RSS, CPU while waiting, reads
+//!   meanwhile, and all N completing once approved.
 //! - [`stack`]: the processes: `bankguard dev` and `bankguard serve`, configured as a user would.
 //! - [`report`]: tables, medians, ratios, goals.
 //!
 //! Knobs (environment, defaults in brackets): `BENCH_COLD_ROUNDS` (20) starts per server;
 //! `BENCH_CALLS` (1000) calls per read path; `BENCH_APPROVALS` (5) immediate approvals per delivery
-//! mode, `BENCH_SLOW_APPROVALS` (1) approvals after `BENCH_HOLDER_SECONDS` (12) per mode.
+//! mode, `BENCH_SLOW_APPROVALS` (1) approvals after `BENCH_HOLDER_SECONDS` (12) per mode;
+//! `BENCH_PENDING` (100,1000,10000) the sizes of the scale run, `BENCH_IDLE_SECONDS` (60) its idle window.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -26,6 +29,7 @@ mod approvals;
 mod cold_start;
 mod reads;
 mod report;
+mod scale;
 mod stack;
 
 use std::time::Instant;
@@ -40,7 +44,7 @@ pub struct Section {
 }
 
 /// Every section, in the order they run. A new section is a new file and one line here.
-const SECTIONS: &[Section] = &[cold_start::SECTION, reads::SECTION, approvals::SECTION];
+const SECTIONS: &[Section] = &[cold_start::SECTION, reads::SECTION, approvals::SECTION, scale::SECTION];
 
 fn main() {
     let chosen = chosen_sections();

@@ -221,6 +221,12 @@ impl HttpServe {
     }
 }
 
+impl HttpServe {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
 impl Drop for HttpServe {
     fn drop(&mut self) {
         stop(&mut self.child);
