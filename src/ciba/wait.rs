@@ -183,6 +183,7 @@ impl CibaClient {
             Err(error) => return unavailable(error),
         };
         let form = vec![("grant_type", CIBA_GRANT.to_owned()), ("auth_req_id", auth_req_id.as_str().to_owned())];
+        let _turn = self.polls.acquire().await.expect("the poll semaphore is never closed");
         let answer = match self.post_form::<IssuedTokens>(&url, form).await {
             Ok(answer) => answer,
             Err(error) => return unavailable(error),
