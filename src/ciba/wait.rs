@@ -136,6 +136,12 @@ impl CibaClient {
             if clock.now() >= started.expires_at {
                 return Ok(ApprovalOutcome::Expired);
             }
+            // A turn among the polls in flight; a call cancelled while it waits for one redeems nothing.
+            let _turn = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return Ok(ApprovalOutcome::Cancelled),
+                turn = self.polls.acquire() => turn.expect("the poll semaphore is never closed"),
+            };
             // Boxed: a wait spends its life asleep, and should not carry a request's state meanwhile.
             let answer = Box::pin(self.poll(&started.auth_req_id)).await;
             if cancel.is_cancelled() {
@@ -183,7 +189,6 @@ impl CibaClient {
             Err(error) => return unavailable(error),
         };
         let form = vec![("grant_type", CIBA_GRANT.to_owned()), ("auth_req_id", auth_req_id.as_str().to_owned())];
-        let _turn = self.polls.acquire().await.expect("the poll semaphore is never closed");
         let answer = match self.post_form::<IssuedTokens>(&url, form).await {
             Ok(answer) => answer,
             Err(error) => return unavailable(error),
