@@ -24,7 +24,10 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::{RoleClient, model::CallToolResult};
 
 use crate::report::{Figure, Goal, Report, Samples, Table, knob, median};
-use crate::stack::{DevOptions, DevProcess, Device, HttpServe, PING_CLIENT, free_port};
+use bankguard::devstack::authz::device::PendingApproval;
+use bankguard::devstack::device_client::DeviceClient;
+
+use crate::stack::{DevOptions, DevProcess, HttpServe, PING_CLIENT, free_port};
 use crate::support::fault_proxy::FaultProxy;
 use crate::{Section, runtime};
 
@@ -177,7 +180,7 @@ fn spread(values: &[f64]) -> String {
 
 /// One `transfer_funds` call, approved on the device `think` after it is pending: the time from the
 /// approval to the result, and the CIBA token requests made during the call.
-async fn approve_one(mode: &Mode, device: &Device, think: Duration) -> (Duration, usize) {
+async fn approve_one(mode: &Mode, device: &DeviceClient, think: Duration) -> (Duration, usize) {
     let before = mode.proxy.seen_with_body("/oauth/token", CIBA_GRANT_IN_FORM);
     let arguments =
         serde_json::json!({"from_account_id": "acc_alice_chk", "to_account_id": "acc_bob_chk", "amount": "1.00"});
@@ -187,10 +190,10 @@ async fn approve_one(mode: &Mode, device: &Device, think: Duration) -> (Duration
         (result, Instant::now())
     };
     let holder = async {
-        let request = device.next_pending().await;
+        let request = next_pending(device).await;
         tokio::time::sleep(think).await;
         let approved_at = Instant::now();
-        device.approve(&request).await;
+        device.decide_request(&request, "approve").await.expect("the approval is recorded");
         approved_at
     };
     let ((result, returned_at), approved_at) = tokio::join!(transfer, holder);
@@ -202,4 +205,14 @@ async fn approve_one(mode: &Mode, device: &Device, think: Duration) -> (Duration
 
 fn status(result: &CallToolResult) -> &str {
     result.structured_content.as_ref().and_then(|content| content["status"].as_str()).unwrap_or_default()
+}
+
+/// The next request waiting for the holder, asked for every millisecond.
+async fn next_pending(device: &DeviceClient) -> PendingApproval {
+    loop {
+        if let Some(request) = device.pending(None).await.expect("the device API answers").into_iter().next() {
+            return request;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
 }

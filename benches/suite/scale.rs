@@ -14,7 +14,6 @@
 
 use std::time::{Duration, Instant};
 
-use bankguard::devstack::device_client::DeviceClient;
 use futures::StreamExt;
 use rmcp::RoleClient;
 use rmcp::model::{CallToolRequestParams, ProtocolVersion};
@@ -177,7 +176,7 @@ async fn measure(n: usize, idle: Duration) -> Measured {
 
     let calls_before = proxy.seen_with_body("/oauth/token", CIBA_GRANT_IN_FORM);
     let started = Instant::now();
-    let device = DeviceClient::for_data_dir(&dev.data_dir()).expect("the device API");
+    let device = dev.device();
     let requests = device.pending(None).await.expect("the pending requests");
     assert_eq!(requests.len(), n, "requests pending at the provider");
     futures::stream::iter(&requests)

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use bankguard::devstack::RunningStack;
 use bankguard::devstack::authz::clients::{ClientCredentials, MCP_CLIENT_FILE};
-use bankguard::devstack::authz::device::{DEVICE_TOKEN_FILE, PendingApproval};
-use serde_json::{Value, json};
+use bankguard::devstack::device_client::DeviceClient;
+use serde_json::Value;
 
 pub const BANKGUARD: &str = env!("CARGO_BIN_EXE_bankguard");
 
@@ -107,10 +107,9 @@ impl DevProcess {
         body["access_token"].as_str().unwrap_or_else(|| panic!("no access token: {body}")).to_owned()
     }
 
-    /// The holder's phone: the device API of the provider.
-    pub fn device(&self) -> Device {
-        let token = std::fs::read_to_string(self.data_dir().join(DEVICE_TOKEN_FILE)).expect("the device token");
-        Device { base: self.running.issuer.clone(), token: token.trim().to_owned(), http: self.http.clone() }
+    /// The holder's phone: the provider's device API, as `bankguard approve` uses it.
+    pub fn device(&self) -> DeviceClient {
+        DeviceClient::for_data_dir(&self.data_dir()).expect("the device API of the running dev stack")
     }
 }
 
@@ -230,51 +229,5 @@ impl HttpServe {
 impl Drop for HttpServe {
     fn drop(&mut self) {
         stop(&mut self.child);
-    }
-}
-
-/// The account holder's phone, through the provider's device API.
-#[derive(Clone)]
-pub struct Device {
-    base: String,
-    token: String,
-    http: reqwest::Client,
-}
-
-impl Device {
-    /// The requests waiting for the holder, newest first.
-    pub async fn pending(&self) -> Vec<PendingApproval> {
-        let reply = self
-            .http
-            .get(format!("{}/device/api/pending", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("the device API answers");
-        reply.json().await.expect("a list of pending requests")
-    }
-
-    /// Waits for the next pending request, polling every millisecond.
-    pub async fn next_pending(&self) -> PendingApproval {
-        loop {
-            if let Some(request) = self.pending().await.into_iter().next() {
-                return request;
-            }
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
-    }
-
-    /// Approves `request` as the holder would; returns when the provider has recorded it.
-    pub async fn approve(&self, request: &PendingApproval) {
-        let body = json!({"user": request.user, "auth_req_id": request.auth_req_id, "decision": "approve"});
-        let reply = self
-            .http
-            .post(format!("{}/device/api/decide", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await
-            .expect("the device API answers");
-        assert!(reply.status().is_success(), "the approval was refused: {}", reply.text().await.unwrap_or_default());
     }
 }
