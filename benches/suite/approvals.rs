@@ -70,7 +70,7 @@ fn run(report: &mut Report) {
     let runtime = runtime();
     let issuer = dev.running.issuer.clone();
     let mode = |name: &'static str, listen, client_env: Vec<(&'static str, String)>| {
-        let proxy = runtime.block_on(FaultProxy::start(&issuer));
+        let proxy = runtime.block_on(FaultProxy::start_keeping_connections(&issuer));
         let mut env = vec![
             ("BANKGUARD_MCP__BACKCHANNEL_AUTHENTICATION_ENDPOINT", format!("{issuer}/bc-authorize")),
             ("BANKGUARD_MCP__TOKEN_ENDPOINT", proxy.via(&format!("{issuer}/oauth/token"))),

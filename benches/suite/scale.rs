@@ -136,7 +136,7 @@ async fn measure(n: usize, idle: Duration) -> Measured {
     let listen = free_port();
     let dev = DevProcess::start(DevOptions { ping_serve: Some(listen), ..DevOptions::default() });
     let issuer = dev.running.issuer.clone();
-    let proxy = FaultProxy::start(&issuer).await;
+    let proxy = FaultProxy::start_keeping_connections(&issuer).await;
     let serve = dev.serve_http(
         &format!("serve-{n}-pending"),
         listen,

@@ -43,7 +43,7 @@ pub struct CibaClient {
     http: reqwest::Client,
     endpoints: tokio::sync::OnceCell<Endpoints>,
     /// Bounds the polls in flight (see [`MAX_POLLS_IN_FLIGHT`]).
-    polls: tokio::sync::Semaphore,
+    polls: std::sync::Arc<tokio::sync::Semaphore>,
 }
 
 /// The most token-endpoint polls one server has in flight at once.
@@ -75,7 +75,7 @@ struct ErrorBody {
 
 impl CibaClient {
     pub fn new(settings: ProviderSettings, http: reqwest::Client) -> Self {
-        let polls = tokio::sync::Semaphore::new(MAX_POLLS_IN_FLIGHT);
+        let polls = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_POLLS_IN_FLIGHT));
         Self { settings, http, endpoints: tokio::sync::OnceCell::new(), polls }
     }
 

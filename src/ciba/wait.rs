@@ -23,7 +23,7 @@ use super::error::CibaError;
 use super::request::StartedApproval;
 use super::types::{AuthReqId, Secret};
 use super::{CibaClient, ProviderAnswer};
-use crate::clock::Clock;
+use crate::clock::{Clock, Millis};
 
 /// CIBA Core §11: `slow_down` adds at least this much to this and every later interval.
 pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
@@ -71,7 +71,7 @@ pub enum ApprovalOutcome {
 }
 
 /// One token request's answer.
-enum Poll {
+pub enum Poll {
     Pending,
     SlowDown {
         at_least: Duration,
@@ -91,6 +91,88 @@ pub fn backoff(interval: Duration, failures: u32) -> Duration {
     interval.saturating_mul(1 << doublings).min(interval.max(MAX_BACKOFF))
 }
 
+/// When one request's next poll is due, and what each answer means: the interval (grown for good
+/// by `slow_down`), the backoff after transient failures, the ping fallback, and the expiry. Holds
+/// no connection and no future, so a process can keep thousands of them: [`CibaClient::wait`]
+/// drives one, the MCP server's scheduler drives all of its waits with them.
+#[derive(Debug, Clone)]
+pub struct Pacing {
+    interval: Duration,
+    failures: u32,
+    expires_at: Millis,
+    /// Ping mode: at most one poll per this long while no ping arrives (a ping may be lost).
+    fallback: Option<Duration>,
+    next_poll: Millis,
+}
+
+impl Pacing {
+    /// Pacing for `started`, first poll after one interval (or, with a ping `fallback`, after that).
+    pub fn new(started: &StartedApproval, fallback: Option<Duration>, now: Millis) -> Self {
+        let mut pacing =
+            Self { interval: started.interval, failures: 0, expires_at: started.expires_at, fallback, next_poll: now };
+        pacing.next_poll = pacing.after_pending(now);
+        pacing
+    }
+
+    /// When the wait must act next: poll, or give up at expiry if that comes first.
+    pub fn due(&self) -> Millis {
+        self.next_poll.min(self.expires_at)
+    }
+
+    /// Whether the request has expired by `now`: nothing is polled for it any more.
+    pub fn expired(&self, now: Millis) -> bool {
+        now >= self.expires_at
+    }
+
+    /// The next poll after an answer that decided nothing: one interval on, or in ping mode the
+    /// fallback, but never later than one interval before expiry (so the last chance is taken).
+    fn after_pending(&self, now: Millis) -> Millis {
+        match self.fallback {
+            None => now.plus(self.interval),
+            Some(fallback) => {
+                let last_call = self.expires_at.minus(self.interval);
+                now.plus(fallback.max(self.interval)).min(last_call).max(now.plus(self.interval))
+            }
+        }
+    }
+
+    /// Takes a poll's answer at `now`: the outcome if it decided one, `None` to poll again at
+    /// [`Pacing::due`], `Err` for a final refusal.
+    pub fn answered(
+        &mut self,
+        answer: Result<Poll, CibaError>,
+        now: Millis,
+    ) -> Result<Option<ApprovalOutcome>, CibaError> {
+        self.next_poll = match answer? {
+            Poll::Pending => {
+                self.failures = 0;
+                self.after_pending(now)
+            }
+            Poll::SlowDown { at_least } => {
+                self.failures = 0;
+                self.interval = (self.interval + SLOW_DOWN_STEP).max(at_least);
+                tracing::debug!(interval_seconds = self.interval.as_secs(), "provider asked to slow down");
+                self.after_pending(now)
+            }
+            Poll::Unavailable { error, retry_after } => {
+                self.failures += 1;
+                let pause = backoff(self.interval, self.failures).max(retry_after.unwrap_or_default());
+                tracing::warn!(
+                    %error,
+                    failures = self.failures,
+                    retry_in_seconds = pause.as_secs(),
+                    "a poll for the approval failed; nothing was decided, trying again"
+                );
+                now.plus(pause)
+            }
+            // Auth0 answers an expired request with `access_denied`.
+            Poll::Done(ApprovalOutcome::Denied) if self.expired(now) => return Ok(Some(ApprovalOutcome::Expired)),
+            Poll::Done(outcome) => return Ok(Some(outcome)),
+        };
+        Ok(None)
+    }
+}
+
 impl CibaClient {
     /// Waits until the request is decided, expires or `cancel` fires. Transient failures are retried
     /// until expiry (see the module doc); the only `Err` is a final protocol refusal other than
@@ -106,17 +188,7 @@ impl CibaClient {
         cancel: &CancellationToken,
         clock: &Clock,
     ) -> Result<ApprovalOutcome, CibaError> {
-        let mut interval = started.interval;
-        let mut failures = 0;
-        let pace = |interval: Duration, clock: &Clock| match &ping {
-            None => clock.now().plus(interval),
-            Some(ping) => {
-                let fallback = clock.now().plus(ping.fallback.max(interval));
-                let last_call = started.expires_at.minus(interval);
-                fallback.min(last_call).max(clock.now().plus(interval))
-            }
-        };
-        let mut next_poll = pace(interval, clock);
+        let mut pacing = Pacing::new(started, ping.map(|ping| ping.fallback), clock.now());
         loop {
             let woken_by_ping = async {
                 match &ping {
@@ -128,19 +200,19 @@ impl CibaClient {
                 biased;
                 () = cancel.cancelled() => return Ok(ApprovalOutcome::Cancelled),
                 () = woken_by_ping => {}
-                () = clock.sleep_until(next_poll.min(started.expires_at)) => {}
+                () = clock.sleep_until(pacing.due()) => {}
             }
             if cancel.is_cancelled() {
                 return Ok(ApprovalOutcome::Cancelled);
             }
-            if clock.now() >= started.expires_at {
+            if pacing.expired(clock.now()) {
                 return Ok(ApprovalOutcome::Expired);
             }
             // A turn among the polls in flight; a call cancelled while it waits for one redeems nothing.
             let _turn = tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Ok(ApprovalOutcome::Cancelled),
-                turn = self.polls.acquire() => turn.expect("the poll semaphore is never closed"),
+                turn = self.poll_turn() => turn,
             };
             // Boxed: a wait spends its life asleep, and should not carry a request's state meanwhile.
             let answer = Box::pin(self.poll(&started.auth_req_id)).await;
@@ -148,38 +220,21 @@ impl CibaClient {
                 // Whatever the answer, a cancelled call redeems nothing.
                 return Ok(ApprovalOutcome::Cancelled);
             }
-            next_poll = match answer? {
-                Poll::Pending => {
-                    failures = 0;
-                    pace(interval, clock)
-                }
-                Poll::SlowDown { at_least } => {
-                    failures = 0;
-                    interval = (interval + SLOW_DOWN_STEP).max(at_least);
-                    tracing::debug!(interval_seconds = interval.as_secs(), "provider asked to slow down");
-                    pace(interval, clock)
-                }
-                Poll::Unavailable { error, retry_after } => {
-                    failures += 1;
-                    let pause = backoff(interval, failures).max(retry_after.unwrap_or_default());
-                    tracing::warn!(
-                        %error,
-                        failures,
-                        retry_in_seconds = pause.as_secs(),
-                        "a poll for the approval failed; nothing was decided, trying again"
-                    );
-                    clock.now().plus(pause)
-                }
-                Poll::Done(ApprovalOutcome::Denied) if clock.now() >= started.expires_at => {
-                    return Ok(ApprovalOutcome::Expired);
-                }
-                Poll::Done(outcome) => return Ok(outcome),
-            };
+            if let Some(outcome) = pacing.answered(answer, clock.now())? {
+                return Ok(outcome);
+            }
         }
     }
 
-    /// One token request for `auth_req_id`. `Err` only for a final refusal.
-    async fn poll(&self, auth_req_id: &AuthReqId) -> Result<Poll, CibaError> {
+    /// A turn among the token requests this client has in flight (at most
+    /// [`super::MAX_POLLS_IN_FLIGHT`]); hold it across one [`CibaClient::poll`].
+    pub async fn poll_turn(&self) -> tokio::sync::OwnedSemaphorePermit {
+        self.polls.clone().acquire_owned().await.expect("the poll semaphore is never closed")
+    }
+
+    /// One token request for `auth_req_id`. `Err` only for a final refusal. Take a
+    /// [`CibaClient::poll_turn`] first.
+    pub async fn poll(&self, auth_req_id: &AuthReqId) -> Result<Poll, CibaError> {
         let unavailable = |error: CibaError| {
             if error.is_transient() { Ok(Poll::Unavailable { error, retry_after: None }) } else { Err(error) }
         };

@@ -1,15 +1,12 @@
 //! What the tools talk to, built once from configuration: the bank (with the server's own read
 //! token), the transfer lifecycle's runner and store, and the limits every call observes.
 
-use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Notify;
-
 use super::bank_access::BankAccess;
-use super::lifecycle::{ApprovalSettings, IntentStore, Runner, StoreError};
+use super::lifecycle::{ApprovalSettings, IntentStore, Runner, StoreError, Waits};
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::{LoginHint, Secret};
@@ -25,8 +22,8 @@ pub struct Backends {
     /// Carries every transfer intent of this process through its lifecycle.
     pub runner: Arc<Runner>,
     pub limits: Limits,
-    /// Present in ping mode: wakes the wait of the request whose notification token a ping carries.
-    pub pings: Option<PingWaiters>,
+    /// Present in ping mode: the scheduler whose wait a ping (by its notification token) ends.
+    pub pings: Option<Arc<Waits>>,
     started: tokio::sync::OnceCell<()>,
 }
 
@@ -103,9 +100,10 @@ impl Backends {
             heartbeat: Duration::from_secs(mcp.heartbeat_seconds),
             ping_fallback: Duration::from_secs(mcp.ping_fallback_poll_seconds),
         };
-        let pings = (mcp.delivery_mode == DeliveryMode::Ping).then(PingWaiters::default);
+        let ping_mode = mcp.delivery_mode == DeliveryMode::Ping;
         let store = Arc::new(IntentStore::new(config.data_dir.clone(), clock));
-        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, pings.clone()));
+        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode));
+        let pings = ping_mode.then(|| runner.waits().clone());
         Ok(Self {
             user: mcp.user.clone(),
             bank,
@@ -174,44 +172,4 @@ fn read_secret_file(path: &Path) -> Result<Secret, BackendsError> {
         return Err(error("the file is empty".into()));
     }
     Ok(Secret::new(text))
-}
-
-/// Waits that a ping can end early, by their `client_notification_token`.
-#[derive(Default, Clone)]
-pub struct PingWaiters {
-    waiting: Arc<Mutex<HashMap<String, Arc<Notify>>>>,
-}
-
-/// Removes its registration when the wait ends.
-pub struct PingRegistration {
-    waiters: PingWaiters,
-    token: String,
-    pub notify: Arc<Notify>,
-}
-
-impl PingWaiters {
-    pub fn register(&self, token: &Secret) -> PingRegistration {
-        let notify = Arc::new(Notify::new());
-        self.waiting.lock().expect("ping registry").insert(token.expose().to_owned(), notify.clone());
-        PingRegistration { waiters: self.clone(), token: token.expose().to_owned(), notify }
-    }
-
-    /// Wakes the wait registered under `token`; false if there is none.
-    pub fn wake(&self, token: &str) -> bool {
-        let waiting = self.waiting.lock().expect("ping registry");
-        let found = waiting.iter().find(|(known, _)| crate::secrets::constant_time_eq(known, token));
-        match found {
-            Some((_, notify)) => {
-                notify.notify_one();
-                true
-            }
-            None => false,
-        }
-    }
-}
-
-impl Drop for PingRegistration {
-    fn drop(&mut self) {
-        self.waiters.waiting.lock().expect("ping registry").remove(&self.token);
-    }
 }

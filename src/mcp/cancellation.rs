@@ -54,7 +54,7 @@ impl Calls {
 
     /// Handles a client's cancellation of `request`: the intent it follows is cancelled and the
     /// cancellation stored before this returns.
-    pub async fn cancel_durably(&self, request: &RequestId, runner: &Runner) {
+    pub async fn cancel_durably(&self, request: &RequestId, runner: &Arc<Runner>) {
         if let Some(intent_id) = self.cancel(request)
             && let Err(error) = runner.cancel(&intent_id).await
         {

@@ -277,3 +277,28 @@ async fn via_routes_an_upstream_url_through_the_proxy_keeping_its_path() {
     assert_eq!(proxy.via(&format!("{}/api", upstream.url)), format!("{}/api", proxy.url()));
     assert_eq!(proxy.via(&format!("{}/api/transfers?x=1", upstream.url)), format!("{}/api/transfers?x=1", proxy.url()));
 }
+
+#[tokio::test]
+async fn a_proxy_keeping_connections_carries_a_pooled_clients_requests_on_one_connection_until_a_fault() {
+    let upstream = Upstream::start().await;
+    let (closing, keeping) =
+        (FaultProxy::start(&upstream.url).await, FaultProxy::start_keeping_connections(&upstream.url).await);
+    let http = bankguard::http_client::builder().build().unwrap();
+
+    for proxy in [&closing, &keeping] {
+        for n in 0..5 {
+            let response = http.post(transfers(proxy)).body(format!("request {n}")).send().await.unwrap();
+            assert_eq!(response.status(), StatusCode::CREATED);
+            assert_eq!(response.json::<Value>().await.unwrap()["body"], format!("request {n}"));
+        }
+    }
+    assert_eq!(closing.connections(), 5, "one exchange per connection");
+    assert_eq!(keeping.connections(), 1, "the pooled connection carried all five");
+    assert_eq!(keeping.seen("/api/transfers"), 5, "each request is still seen");
+
+    keeping.inject(Rule::on("POST", "/api/transfers").once(Fault::ForwardThenReset));
+    assert!(http.post(transfers(&keeping)).send().await.is_err(), "the fault is felt");
+    let after = http.post(transfers(&keeping)).send().await.unwrap();
+    assert_eq!(after.status(), StatusCode::CREATED);
+    assert_eq!(keeping.connections(), 2, "a faulted exchange ends its connection");
+}

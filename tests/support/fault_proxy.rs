@@ -12,7 +12,10 @@
 //! up to CRLFCRLF, a `Content-Length` body), decides on a [`Rule`], forwards the request on a fresh
 //! upstream connection with `Connection: close` and `Host` set to the upstream, reads the whole
 //! response until the upstream closes, and answers with `connection: close`. Clients with keep-alive
-//! pools simply open a new connection next time.
+//! pools simply open a new connection next time. A proxy started with
+//! [`FaultProxy::start_keeping_connections`] instead keeps the client's connection open after each
+//! exchange that passes (a faulted one still ends it), so a client that only counts through it pays
+//! for its pooled connection as it would without the proxy: what the benchmarks need.
 //!
 //! - [`rules`]: the [`Fault`]s and the [`Rule`]s that pick requests for them.
 //! - [`wire`]: HTTP/1.1 by hand, just enough to read, re-encode and truncate one exchange.
@@ -23,6 +26,7 @@ mod wire;
 
 use std::io;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -51,6 +55,10 @@ struct Shared {
     exchanges: Mutex<Vec<Exchange>>,
     /// Bumped on every change to `exchanges`, so waiters re-check without polling.
     changes: watch::Sender<u64>,
+    /// Client connections stay open after an exchange that passed.
+    keep_alive: bool,
+    /// Client connections accepted.
+    connections: AtomicUsize,
 }
 
 /// One request the proxy received, and what became of it.
@@ -67,6 +75,15 @@ struct Exchange {
 impl FaultProxy {
     /// Starts a proxy in front of `upstream` (`http://127.0.0.1:PORT`; any path is ignored).
     pub async fn start(upstream: &str) -> Self {
+        Self::start_with(upstream, false).await
+    }
+
+    /// A proxy that keeps client connections open between the exchanges that pass (see the module doc).
+    pub async fn start_keeping_connections(upstream: &str) -> Self {
+        Self::start_with(upstream, true).await
+    }
+
+    async fn start_with(upstream: &str, keep_alive: bool) -> Self {
         let (upstream, _) = split_http_url(upstream);
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("the fault proxy binds a loopback port");
         let address = listener.local_addr().expect("a bound listener has an address");
@@ -75,6 +92,8 @@ impl FaultProxy {
             rules: Mutex::new(Vec::new()),
             exchanges: Mutex::new(Vec::new()),
             changes: watch::Sender::new(0),
+            keep_alive,
+            connections: AtomicUsize::new(0),
         });
         let stop = CancellationToken::new();
         tokio::spawn(accept(listener, shared.clone(), stop.clone()));
@@ -113,6 +132,11 @@ impl FaultProxy {
     /// requests of one grant, say (`grant-type%3Aciba` in a form body).
     pub fn seen_with_body(&self, path_prefix: &str, needle: &str) -> usize {
         self.shared.count(path_prefix, |exchange| exchange.body.contains(needle))
+    }
+
+    /// Client connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.shared.connections.load(Ordering::SeqCst)
     }
 
     /// Requests whose path starts with `path_prefix` that the upstream has answered in full.
@@ -232,6 +256,7 @@ async fn accept(listener: TcpListener, shared: Arc<Shared>, stop: CancellationTo
                 }
             },
         };
+        shared.connections.fetch_add(1, Ordering::SeqCst);
         let (shared, stop) = (shared.clone(), stop.clone());
         tokio::spawn(async move {
             tokio::select! {
@@ -259,22 +284,39 @@ fn is_unexpected(error: &io::Error) -> bool {
     )
 }
 
-/// One exchange on one client connection. `Err` only for failures talking to the client.
+/// The exchanges on one client connection: one, or with `keep_alive` every one until the client
+/// closes or a fault ends it. `Err` only for failures talking to the client.
 async fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
-    let request = match Request::read(&mut client).await {
-        Ok(Some(request)) => request,
-        Ok(None) => return Ok(()),
-        Err(error) if error.kind() == io::ErrorKind::InvalidData => {
-            eprintln!("fault proxy: refused a request: {error}");
-            return answer(&mut client, &canned(400, &error.to_string(), "text/plain")).await;
+    loop {
+        let request = match Request::read(&mut client).await {
+            Ok(Some(request)) => request,
+            Ok(None) => return Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::InvalidData => {
+                eprintln!("fault proxy: refused a request: {error}");
+                return answer(&mut client, &canned(400, &error.to_string(), "text/plain")).await;
+            }
+            Err(error) => return Err(error),
+        };
+        let (exchange, fault) = shared.admit(&request);
+        if let Some(fault) = fault {
+            return inject(shared, exchange, &request, client, fault).await;
         }
-        Err(error) => return Err(error),
-    };
-    let (exchange, fault) = shared.admit(&request);
-    let Some(fault) = fault else {
         let Some(response) = shared.forward(exchange, &request, &mut client).await? else { return Ok(()) };
-        return answer(&mut client, &response.for_client()).await;
-    };
+        if !shared.keep_alive {
+            return answer(&mut client, &response.for_client()).await;
+        }
+        client.write_all(&response.for_client_keeping_connection()).await?;
+    }
+}
+
+/// One faulted exchange; the connection ends with it.
+async fn inject(
+    shared: &Shared,
+    exchange: usize,
+    request: &Request,
+    mut client: TcpStream,
+    fault: Fault,
+) -> io::Result<()> {
     match fault {
         Fault::RespondWithoutForwarding { status, body, content_type } => {
             answer(&mut client, &canned(status, &body, content_type)).await
@@ -282,19 +324,19 @@ async fn serve(shared: &Shared, mut client: TcpStream) -> io::Result<()> {
         Fault::ResetWithoutForwarding => reset(client),
         Fault::Hang => hang(client).await,
         Fault::ForwardThenRespond { status, body, content_type } => {
-            let Some(_) = shared.forward(exchange, &request, &mut client).await? else { return Ok(()) };
+            let Some(_) = shared.forward(exchange, request, &mut client).await? else { return Ok(()) };
             answer(&mut client, &canned(status, &body, content_type)).await
         }
         Fault::ForwardThenReset => {
-            let Some(_) = shared.forward(exchange, &request, &mut client).await? else { return Ok(()) };
+            let Some(_) = shared.forward(exchange, request, &mut client).await? else { return Ok(()) };
             reset(client)
         }
         Fault::ForwardThenTruncate { keep_body_bytes } => {
-            let Some(response) = shared.forward(exchange, &request, &mut client).await? else { return Ok(()) };
+            let Some(response) = shared.forward(exchange, request, &mut client).await? else { return Ok(()) };
             answer(&mut client, &response.truncated(keep_body_bytes)).await
         }
         Fault::ForwardThenDelay(delay) => {
-            let Some(response) = shared.forward(exchange, &request, &mut client).await? else { return Ok(()) };
+            let Some(response) = shared.forward(exchange, request, &mut client).await? else { return Ok(()) };
             tokio::time::sleep(delay).await;
             answer(&mut client, &response.for_client()).await
         }

@@ -6,6 +6,8 @@
 //!   Runners' heartbeats live beside them.
 //! - [`runner`]: the process's one runner, which performs each state's side effect, records the
 //!   transition before the next one, and takes over the intents of runners that stopped.
+//! - [`waits`]: the one scheduler that drives every pending approval's wait for the holder, each a
+//!   small record rather than a task.
 //!
 //! Tools only submit intents ([`store::IntentStore::create`] then [`runner::Runner::drive`]),
 //! cancel them ([`runner::Runner::cancel`]) and follow them; they never run the process.
@@ -19,6 +21,7 @@
 pub mod runner;
 pub mod state;
 pub mod store;
+pub mod waits;
 
 #[cfg(test)]
 mod properties;
@@ -26,3 +29,4 @@ mod properties;
 pub use runner::{ApprovalSettings, Runner};
 pub use state::{Event, FailureReason, IntentState, Status};
 pub use store::{Claim, IntentStore, RunnerId, StoreError, StoredIntent};
+pub use waits::Waits;

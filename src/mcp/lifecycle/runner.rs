@@ -25,13 +25,13 @@ use tokio_util::task::TaskTracker;
 
 use super::state::{Event, IntentState, NoTransition};
 use super::store::{ApplyError, IntentStore, RunnerId, StoredIntent};
+use super::waits::{PingRegistration, Resume, WaitEnd, Waiting, Waits};
 use crate::bank::{BankError, RequestOutcome, TransferOrder};
 use crate::ciba::request::{ApprovalRequest, StartedApproval};
 use crate::ciba::types::{LoginHint, Secret};
-use crate::ciba::wait::{ApprovalOutcome, Ping};
+use crate::ciba::wait::{ApprovalOutcome, Pacing};
 use crate::ciba::{CibaClient, CibaError};
 use crate::clock::{Clock, Millis};
-use crate::mcp::backends::{PingRegistration, PingWaiters};
 use crate::mcp::bank_access::BankAccess;
 
 /// A runner silent for this many heartbeats is presumed gone; its intents are taken over.
@@ -64,7 +64,10 @@ pub struct Runner {
     ciba: Arc<CibaClient>,
     bank: Arc<BankAccess>,
     approval: ApprovalSettings,
-    pings: Option<PingWaiters>,
+    /// Every pending approval's wait, driven by one scheduler.
+    waits: Arc<Waits>,
+    /// Whether approval requests ask the provider to ping (CIBA ping mode).
+    ping_mode: bool,
     /// The intents this process drives, each with the switch that stops its wait after a cancel.
     driving: Mutex<HashMap<String, CancellationToken>>,
     /// Until when this runner may start side effects: its last heartbeat plus a safety margin.
@@ -79,16 +82,18 @@ impl Runner {
         ciba: Arc<CibaClient>,
         bank: Arc<BankAccess>,
         approval: ApprovalSettings,
-        pings: Option<PingWaiters>,
+        ping_mode: bool,
     ) -> Self {
+        let clock = store.clock().clone();
         Self {
+            waits: Arc::new(Waits::new(ciba.clone(), clock)),
+            ping_mode,
             id: RunnerId::new(),
             clock: store.clock().clone(),
             store,
             ciba,
             bank,
             approval,
-            pings,
             driving: Mutex::new(HashMap::new()),
             lease_until: AtomicI64::new(0),
             stop: CancellationToken::new(),
@@ -100,10 +105,18 @@ impl Runner {
         &self.store
     }
 
+    /// The scheduler of this runner's waits (which a ping wakes).
+    pub fn waits(&self) -> &Arc<Waits> {
+        &self.waits
+    }
+
     /// Writes the first heartbeat, then keeps it fresh and takes over `owner`'s intents whose
     /// runner stopped.
     pub async fn start(self: &Arc<Self>, owner: &str) -> Result<(), super::store::StoreError> {
         self.beat().await?;
+        let runner = self.clone();
+        let resume: Resume = Arc::new(move |waiting, end| runner.resume(waiting, end));
+        self.tasks.spawn(self.waits.clone().run(self.stop.clone(), self.tasks.clone(), resume));
         let runner = self.clone();
         let owner = owner.to_owned();
         self.tasks.spawn(async move {
@@ -174,17 +187,65 @@ impl Runner {
             driving.insert(intent.id().to_owned(), cancel.clone());
         }
         let runner = self.clone();
-        self.tasks.spawn(runner.run(intent, taken_over, cancel));
+        self.tasks.spawn(runner.run(intent, taken_over, cancel, None));
+    }
+
+    /// Picks an intent up again when its wait ended, if it is still this runner's and still waiting
+    /// on that request; otherwise carries on from what the store says (a cancellation ends it).
+    fn resume(self: &Arc<Self>, waiting: Waiting, end: WaitEnd) {
+        let runner = self.clone();
+        self.tasks.spawn(async move {
+            let Waiting { intent_id, auth_req_id, cancel, .. } = waiting;
+            let Some(intent) = runner.reload_until_read(&intent_id).await else {
+                runner.driving.lock().expect("driving").remove(&*intent_id);
+                return;
+            };
+            let ours = intent.runner.as_deref() == Some(runner.id.0.as_str());
+            let still_waiting =
+                matches!(&intent.state, IntentState::Pending { auth_req_id: id, .. } if *id == auth_req_id);
+            match end {
+                WaitEnd::Answered(outcome) if ours && still_waiting => {
+                    runner.run(intent, false, cancel, Some(outcome)).await;
+                }
+                _ if ours && !still_waiting => runner.run(intent, false, cancel, None).await,
+                _ => {
+                    runner.driving.lock().expect("driving").remove(&*intent_id);
+                }
+            }
+        });
+    }
+
+    /// The intent as stored, read again until the store answers (a decision in hand must not be
+    /// dropped for a moment's database trouble); `None` when stopping or if it does not exist.
+    async fn reload_until_read(&self, intent_id: &str) -> Option<StoredIntent> {
+        let mut pause = Duration::from_millis(200);
+        loop {
+            match self.store.reload(intent_id).await {
+                Ok(intent) => return Some(intent),
+                Err(super::store::StoreError::Missing(_)) => return None,
+                Err(error) => {
+                    tracing::error!(%error, intent = %intent_id, "could not read a transfer intent back; retrying");
+                    if self.stop.is_cancelled() {
+                        return None;
+                    }
+                    self.clock.sleep(pause).await;
+                    pause = (pause * 2).min(MAX_STORE_PAUSE);
+                }
+            }
+        }
     }
 
     /// Cancels the intent if its approval has not been redeemed: the cancellation is stored before
     /// this returns, and this process's wait for it stops. Returns the intent as it stands.
-    pub async fn cancel(&self, intent_id: &str) -> Result<StoredIntent, ApplyError> {
+    pub async fn cancel(self: &Arc<Self>, intent_id: &str) -> Result<StoredIntent, ApplyError> {
         let result = self.store.apply_latest(intent_id, Event::Cancel).await;
-        if result.is_ok()
-            && let Some(cancel) = self.driving.lock().expect("driving").get(intent_id)
-        {
-            cancel.cancel();
+        if result.is_ok() {
+            if let Some(cancel) = self.driving.lock().expect("driving").get(intent_id) {
+                cancel.cancel();
+            }
+            if let Some(waiting) = self.waits.remove(intent_id) {
+                self.resume(waiting, WaitEnd::Stopped);
+            }
         }
         match result {
             Ok(intent) => {
@@ -196,13 +257,20 @@ impl Runner {
         }
     }
 
-    /// Carries one intent until it settles. Each side effect is boxed, so what an intent holds
-    /// while it waits (for most of its life, thousands at a time) is this loop's few locals, not the
+    /// Carries one intent until it settles, or until it waits for the holder: then its wait goes to
+    /// the scheduler, this task ends, and [`Runner::resume`] starts a new one with the `decided`
+    /// outcome. Each side effect is boxed, so a task in flight holds this loop's few locals, not the
     /// kilobytes of state of a request in flight.
-    async fn run(self: Arc<Self>, mut intent: StoredIntent, taken_over: bool, cancel: CancellationToken) {
+    async fn run(
+        self: Arc<Self>,
+        mut intent: StoredIntent,
+        taken_over: bool,
+        cancel: CancellationToken,
+        mut decided: Option<Result<ApprovalOutcome, CibaError>>,
+    ) {
         // A request the previous runner sent may still be executing at the bank.
         let mut unanswered = taken_over.then(|| self.clock.now());
-        let mut ping: Option<(Secret, Option<PingRegistration>)> = None;
+        let mut ping: Option<(Secret, PingRegistration)> = None;
         loop {
             if intent.state.is_final() || self.stop.is_cancelled() {
                 break;
@@ -210,30 +278,36 @@ impl Runner {
             Box::pin(self.wait_for_lease()).await;
             let event = match &intent.state {
                 IntentState::Requesting => {
-                    let (token, _) = ping.get_or_insert_with(|| self.ping_registration());
-                    let token = self.pings.as_ref().map(|_| token.clone());
+                    let token = self.ping_mode.then(|| {
+                        let (token, _) = ping.get_or_insert_with(|| self.ping_registration(intent.id()));
+                        token.clone()
+                    });
                     Box::pin(self.request_approval(&intent, token)).await
                 }
-                IntentState::Pending { auth_req_id, expires_at, interval_seconds } => {
-                    let started = StartedApproval {
-                        auth_req_id: auth_req_id.clone(),
-                        expires_at: *expires_at,
-                        expires_in: self.clock.now().until(*expires_at),
-                        interval: Duration::from_secs((*interval_seconds).max(1)),
-                    };
-                    let notify = ping.as_ref().and_then(|(_, registration)| registration.as_ref());
-                    match self.await_decision(&started, notify.map(|r| r.notify.as_ref()), &cancel).await {
+                IntentState::Pending { auth_req_id, expires_at, interval_seconds } => match decided.take() {
+                    Some(outcome) => match self.decision(outcome) {
                         Some(event) => event,
-                        None => {
-                            // Stopped by a cancellation or shutdown: the store says what happened.
-                            intent = match Box::pin(self.store.reload(intent.id())).await {
-                                Ok(current) if current.state != intent.state => current,
-                                _ => break,
-                            };
-                            continue;
-                        }
+                        None => break,
+                    },
+                    None => {
+                        let started = StartedApproval {
+                            auth_req_id: auth_req_id.clone(),
+                            expires_at: *expires_at,
+                            expires_in: self.clock.now().until(*expires_at),
+                            interval: Duration::from_secs((*interval_seconds).max(1)),
+                        };
+                        let fallback = self.ping_mode.then_some(self.approval.ping_fallback);
+                        self.waits.schedule(Waiting {
+                            intent_id: Arc::from(intent.id()),
+                            auth_req_id: auth_req_id.clone(),
+                            pacing: Pacing::new(&started, fallback, self.clock.now()),
+                            cancel,
+                            ping: ping.take().map(|(_, registration)| registration),
+                        });
+                        // Still driven by this runner: the scheduler hands the intent back.
+                        return;
                     }
-                }
+                },
                 IntentState::Executing { token, token_expires_at } => {
                     match Box::pin(self.execute(&intent, token, *token_expires_at, &mut unanswered)).await {
                         Some(event) => event,
@@ -264,9 +338,9 @@ impl Runner {
         self.driving.lock().expect("driving").remove(intent.id());
     }
 
-    fn ping_registration(&self) -> (Secret, Option<PingRegistration>) {
+    fn ping_registration(&self, intent_id: &str) -> (Secret, PingRegistration) {
         let token = Secret::new(crate::secrets::random_token(32));
-        let registration = self.pings.as_ref().map(|pings| pings.register(&token));
+        let registration = self.waits.expect_ping(&token, intent_id);
         (token, registration)
     }
 
@@ -347,15 +421,8 @@ impl Runner {
         }
     }
 
-    /// The holder's decision as an event; `None` if the wait was stopped here (cancel, shutdown).
-    async fn await_decision(
-        &self,
-        started: &StartedApproval,
-        ping: Option<&tokio::sync::Notify>,
-        cancel: &CancellationToken,
-    ) -> Option<Event> {
-        let ping = ping.map(|notify| Ping { notify, fallback: self.approval.ping_fallback });
-        let outcome = self.ciba.wait(started, ping, cancel, &self.clock).await;
+    /// The holder's decision as an event; `None` if the wait was stopped (cancel, shutdown).
+    fn decision(&self, outcome: Result<ApprovalOutcome, CibaError>) -> Option<Event> {
         Some(match outcome {
             Ok(ApprovalOutcome::Approved(tokens)) => {
                 let lifetime = tokens.expires_in.map_or(DEFAULT_TOKEN_LIFETIME, Duration::from_secs);

@@ -29,8 +29,8 @@ use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, Stream
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::backends::PingWaiters;
 use super::cancellation::{Calls, CancelFirst};
+use super::lifecycle::Waits;
 use super::{Backends, BankguardServer};
 use crate::config::McpConfig;
 use gate::Gate;
@@ -112,13 +112,13 @@ pub fn http_router(backends: Arc<Backends>, config: &McpConfig, stop: Cancellati
 }
 
 /// CIBA Core §10.2: `Authorization: Bearer <client_notification_token>`, body `{"auth_req_id": …}`.
-async fn notify(State(pings): State<PingWaiters>, headers: HeaderMap) -> StatusCode {
+async fn notify(State(waits): State<Arc<Waits>>, headers: HeaderMap) -> StatusCode {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !token.is_empty() && pings.wake(token) { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+    if !token.is_empty() && waits.ping(token) { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
 }
 
 /// An MCP HTTP server running in the background.

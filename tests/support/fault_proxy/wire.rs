@@ -1,6 +1,7 @@
 //! HTTP/1.1 by hand, as much as the fault proxy needs: a request read off the socket (request line,
 //! headers up to CRLFCRLF, a `Content-Length` body) and re-encoded for the upstream, and a response
-//! read to the end and re-encoded for the client. Every message says `connection: close`.
+//! read to the end and re-encoded for the client. Every message says `connection: close`, except a
+//! response for a client connection the proxy keeps open.
 
 use std::io;
 
@@ -123,8 +124,9 @@ impl Response {
         Ok(Self { bytes, head_end })
     }
 
-    /// The upstream's head with `connection: close`, then `body`.
-    fn with_body(&self, body: &[u8]) -> Vec<u8> {
+    /// The upstream's head with `connection: close` (or, if `keep`, with its framing made explicit),
+    /// then `body`.
+    fn with_body(&self, body: &[u8], keep: bool) -> Vec<u8> {
         let head = std::str::from_utf8(&self.bytes[..self.head_end]).unwrap_or_default();
         let mut rewritten = String::new();
         for line in head.trim_end().split("\r\n") {
@@ -134,18 +136,32 @@ impl Response {
                 rewritten.push_str("\r\n");
             }
         }
-        rewritten.push_str("connection: close\r\n\r\n");
+        if !keep {
+            rewritten.push_str("connection: close\r\n");
+        } else if !rewritten.lines().any(|line| {
+            let name = line.split_once(':').map_or("", |(name, _)| name.trim());
+            name.eq_ignore_ascii_case("content-length") || name.eq_ignore_ascii_case("transfer-encoding")
+        }) {
+            // Delimited by the upstream's close; the client's connection stays open, so say where it ends.
+            rewritten.push_str(&format!("content-length: {}\r\n", body.len()));
+        }
+        rewritten.push_str("\r\n");
         [rewritten.as_bytes(), body].concat()
     }
 
     pub(super) fn for_client(&self) -> Vec<u8> {
-        self.with_body(&self.bytes[self.head_end..])
+        self.with_body(&self.bytes[self.head_end..], false)
+    }
+
+    /// The whole response, for a client connection that stays open.
+    pub(super) fn for_client_keeping_connection(&self) -> Vec<u8> {
+        self.with_body(&self.bytes[self.head_end..], true)
     }
 
     /// The real head and `Content-Length`, but only the first `keep` body bytes.
     pub(super) fn truncated(&self, keep: usize) -> Vec<u8> {
         let body = &self.bytes[self.head_end..];
-        self.with_body(&body[..keep.min(body.len())])
+        self.with_body(&body[..keep.min(body.len())], false)
     }
 }
 
