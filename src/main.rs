@@ -15,6 +15,14 @@ use bankguard::devstack::{DevStack, seed};
 use bankguard::mcp::Backends;
 use bankguard::mcp::transport::{self, RunningHttp};
 
+/// mimalloc, not glibc's malloc: a `serve` holding thousands of pending approvals allocates in
+/// bursts on several threads and keeps a little of each burst, which glibc's per-thread arenas turn
+/// into memory that is free but never returned, and slower allocation. Built without transparent
+/// huge pages (the `no_thp` feature), which would double a short-lived stdio server's footprint.
+/// Measured in `docs/performance.md` ("N pending approvals", "Cold start").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "bankguard",

@@ -14,19 +14,22 @@
 //!   ping mode.
 //! - [`scale`]: N pending approvals in one `serve` (ping mode): RSS, CPU while waiting, reads
 //!   meanwhile, and all N completing once approved.
+//! - [`polling`]: N pending approvals in poll mode: token calls per request against ⌈T/interval⌉.
 //! - [`stack`]: the processes: `bankguard dev` and `bankguard serve`, configured as a user would.
 //! - [`report`]: tables, medians, ratios, goals.
 //!
 //! Knobs (environment, defaults in brackets): `BENCH_COLD_ROUNDS` (20) starts per server;
 //! `BENCH_CALLS` (1000) calls per read path; `BENCH_APPROVALS` (5) immediate approvals per delivery
 //! mode, `BENCH_SLOW_APPROVALS` (1) approvals after `BENCH_HOLDER_SECONDS` (12) per mode;
-//! `BENCH_PENDING` (100,1000,10000) the sizes of the scale run, `BENCH_IDLE_SECONDS` (60) its idle window.
+//! `BENCH_PENDING` (100,1000,10000) the sizes of the scale run, `BENCH_IDLE_SECONDS` (60) its idle window;
+//! `BENCH_POLL_PENDING` (10000) and `BENCH_POLL_HOLDER_SECONDS` (20) for the poll-mode run.
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
 mod approvals;
 mod cold_start;
+mod polling;
 mod reads;
 mod report;
 mod scale;
@@ -44,7 +47,8 @@ pub struct Section {
 }
 
 /// Every section, in the order they run. A new section is a new file and one line here.
-const SECTIONS: &[Section] = &[cold_start::SECTION, reads::SECTION, approvals::SECTION, scale::SECTION];
+const SECTIONS: &[Section] =
+    &[cold_start::SECTION, reads::SECTION, approvals::SECTION, scale::SECTION, polling::SECTION];
 
 fn main() {
     let chosen = chosen_sections();

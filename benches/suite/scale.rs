@@ -30,10 +30,10 @@ pub const SECTION: Section = Section { name: "scale", run };
 
 /// A CIBA token request's form, as every client encodes it.
 const CIBA_GRANT_IN_FORM: &str = "grant_type=urn%3Aopenid%3Aparams%3Agrant-type%3Aciba";
-const CONCURRENT_CALLS: usize = 256;
+pub const CONCURRENT_CALLS: usize = 256;
 const READS: usize = 200;
 
-type Client = RunningService<RoleClient, ()>;
+pub type Client = RunningService<RoleClient, ()>;
 
 /// What one N measured.
 struct Measured {
@@ -215,7 +215,7 @@ async fn measure(n: usize, idle: Duration) -> Measured {
     }
 }
 
-async fn request_transfer(client: &Client) {
+pub async fn request_transfer(client: &Client) {
     let arguments = json!({"from_account_id": "acc_alice_chk", "to_account_id": "acc_bob_chk", "amount": "0.01"});
     let params = CallToolRequestParams::new("transfer_funds").with_arguments(arguments.as_object().unwrap().clone());
     let result = client.call_tool(params).await.expect("a tool result");
@@ -234,7 +234,7 @@ async fn read_accounts(client: &Client, calls: usize) -> Samples {
     samples
 }
 
-async fn ledger(dev: &DevProcess) -> sqlx::SqlitePool {
+pub async fn ledger(dev: &DevProcess) -> sqlx::SqlitePool {
     let options =
         sqlx::sqlite::SqliteConnectOptions::new().filename(dev.data_dir().join("bank.sqlite")).read_only(true);
     sqlx::SqlitePool::connect_with(options).await.expect("the bank's ledger")

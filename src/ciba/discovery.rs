@@ -6,10 +6,23 @@ use serde::Deserialize;
 use super::ProviderSettings;
 use super::error::CibaError;
 
+/// Parsed once, not at every request: a token endpoint is polled thousands of times a minute.
 #[derive(Debug, Clone)]
 pub struct Endpoints {
-    pub backchannel_authentication: String,
-    pub token: String,
+    pub backchannel_authentication: reqwest::Url,
+    pub token: reqwest::Url,
+}
+
+impl Endpoints {
+    fn parse(backchannel_authentication: &str, token: &str, source: &str) -> Result<Self, CibaError> {
+        let parse = |endpoint: &str| {
+            reqwest::Url::parse(endpoint).map_err(|error| CibaError::Discovery {
+                url: source.to_owned(),
+                reason: format!("{endpoint:?} is not a URL: {error}"),
+            })
+        };
+        Ok(Self { backchannel_authentication: parse(backchannel_authentication)?, token: parse(token)? })
+    }
 }
 
 #[derive(Deserialize)]
@@ -21,7 +34,7 @@ struct Metadata {
 
 pub async fn resolve(http: &reqwest::Client, settings: &ProviderSettings) -> Result<Endpoints, CibaError> {
     if let (Some(backchannel), Some(token)) = (&settings.backchannel_endpoint, &settings.token_endpoint) {
-        return Ok(Endpoints { backchannel_authentication: backchannel.clone(), token: token.clone() });
+        return Endpoints::parse(backchannel, token, "the configuration");
     }
     let url = format!("{}/.well-known/openid-configuration", settings.issuer.trim_end_matches('/'));
     let unusable = |reason: String| CibaError::Discovery { url: url.clone(), reason };
@@ -45,7 +58,7 @@ pub async fn resolve(http: &reqwest::Client, settings: &ProviderSettings) -> Res
     let backchannel = settings.backchannel_endpoint.clone().or(metadata.backchannel_authentication_endpoint);
     let token = settings.token_endpoint.clone().or(metadata.token_endpoint);
     match (backchannel, token) {
-        (Some(backchannel_authentication), Some(token)) => Ok(Endpoints { backchannel_authentication, token }),
+        (Some(backchannel), Some(token)) => Endpoints::parse(&backchannel, &token, &url),
         (None, _) => {
             Err(unusable("it has no backchannel_authentication_endpoint: the provider does not offer CIBA".into()))
         }

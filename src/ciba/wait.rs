@@ -240,11 +240,11 @@ impl CibaClient {
         };
         // Resolved by `start` already, unless this process resumed a wait another one began.
         let url = match self.endpoints().await {
-            Ok(endpoints) => endpoints.token.clone(),
+            Ok(endpoints) => &endpoints.token,
             Err(error) => return unavailable(error),
         };
         let form = vec![("grant_type", CIBA_GRANT.to_owned()), ("auth_req_id", auth_req_id.as_str().to_owned())];
-        let answer = match self.post_form::<IssuedTokens>(&url, form).await {
+        let answer = match self.post_form::<IssuedTokens>(url, form).await {
             Ok(answer) => answer,
             Err(error) => return unavailable(error),
         };

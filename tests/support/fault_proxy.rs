@@ -28,7 +28,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -66,10 +66,22 @@ struct Exchange {
     method: String,
     path: String,
     fault: Option<&'static str>,
+    /// When it arrived.
+    at: Instant,
     /// The request body, as text (lossy).
     body: String,
     /// The upstream answered it in full.
     forwarded: bool,
+    /// The body of the upstream's answer, as text (lossy); empty until it was forwarded.
+    answer: String,
+}
+
+/// A request the proxy received, as a test reads it back.
+pub struct Seen {
+    pub at: Instant,
+    pub body: String,
+    /// The upstream's answer's body; empty if none came back.
+    pub answer: String,
 }
 
 impl FaultProxy {
@@ -134,6 +146,16 @@ impl FaultProxy {
         self.shared.count(path_prefix, |exchange| exchange.body.contains(needle))
     }
 
+    /// The requests received whose path starts with `path_prefix`, in order of arrival.
+    pub fn seen_exchanges(&self, path_prefix: &str) -> Vec<Seen> {
+        let exchanges = self.shared.exchanges.lock().unwrap();
+        exchanges
+            .iter()
+            .filter(|e| e.path.starts_with(path_prefix))
+            .map(|e| Seen { at: e.at, body: e.body.clone(), answer: e.answer.clone() })
+            .collect()
+    }
+
     /// Client connections accepted so far.
     pub fn connections(&self) -> usize {
         self.shared.connections.load(Ordering::SeqCst)
@@ -189,8 +211,10 @@ impl Shared {
                 method: request.method.clone(),
                 path: request.path().to_owned(),
                 fault: fault.as_ref().map(Fault::name),
+                at: Instant::now(),
                 body: String::from_utf8_lossy(request.body()).into_owned(),
                 forwarded: false,
+                answer: String::new(),
             });
             exchanges.len() - 1
         };
@@ -208,7 +232,11 @@ impl Shared {
     ) -> io::Result<Option<Response>> {
         match self.exchange_upstream(request).await {
             Ok(response) => {
-                self.exchanges.lock().unwrap()[exchange].forwarded = true;
+                {
+                    let mut exchanges = self.exchanges.lock().unwrap();
+                    exchanges[exchange].forwarded = true;
+                    exchanges[exchange].answer = String::from_utf8_lossy(response.body()).into_owned();
+                }
                 self.changes.send_modify(|n| *n += 1);
                 Ok(Some(response))
             }

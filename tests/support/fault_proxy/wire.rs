@@ -149,6 +149,11 @@ impl Response {
         [rewritten.as_bytes(), body].concat()
     }
 
+    /// The body as it arrived.
+    pub(super) fn body(&self) -> &[u8] {
+        &self.bytes[self.head_end..]
+    }
+
     pub(super) fn for_client(&self) -> Vec<u8> {
         self.with_body(&self.bytes[self.head_end..], false)
     }
