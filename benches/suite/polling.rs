@@ -82,6 +82,18 @@ fn run(report: &mut Report) {
         for answer in &request.answers {
             *answer_kinds.entry(answer.clone()).or_default() += 1;
         }
+        if let Some(first) = request.polls.first() {
+            first_lag.push(first.saturating_duration_since(started + INTERVAL));
+        }
+        gaps.extend(request.polls.windows(2).map(|pair| pair[1] - pair[0]));
+        // How close the approval came to the poll boundary it fell next to.
+        let boundary = started + INTERVAL * (t.as_millis() / INTERVAL.as_millis()) as u32;
+        let near_boundary = approved.saturating_duration_since(boundary) < DRIFT;
+        if made == expected {
+            exact += 1;
+        } else if near_boundary && made + 1 == expected {
+            ambiguous += 1;
+        }
     }
     calls.sort_unstable();
     let median = calls.get(calls.len() / 2).copied().unwrap_or(0);
