@@ -16,13 +16,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-use rmcp::model::ProtocolVersion;
-use rmcp::service::{ClientLifecycleMode, ClientServiceExt};
-use rmcp::transport::StreamableHttpClientTransport;
-
 use crate::report::{Figure, Goal, Report, Table, knob};
-use crate::scale::{CONCURRENT_CALLS, ledger, request_transfer};
+use crate::scale::{CONCURRENT_CALLS, client_of, request_transfers, transfers_once};
 use crate::stack::{DevOptions, DevProcess, free_port};
 use crate::support::fault_proxy::FaultProxy;
 use crate::{Section, runtime};
@@ -173,17 +168,8 @@ async fn measure(n: usize, holder: Duration) -> Measured {
             ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "1".into()),
         ],
     );
-    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
-    let client =
-        ().serve_with_lifecycle(StreamableHttpClientTransport::from_uri(serve.url.clone()), lifecycle)
-            .await
-            .expect("an MCP client");
-
-    let started = Instant::now();
-    let answered =
-        futures::stream::iter(0..n).map(|_| request_transfer(&client)).buffer_unordered(CONCURRENT_CALLS).count().await;
-    assert_eq!(answered, n);
-    let created_in = started.elapsed();
+    let client = client_of(&serve).await;
+    let created_in = request_transfers(&client, n).await;
     tokio::time::sleep(holder).await;
 
     let device = dev.device();
@@ -201,16 +187,7 @@ async fn measure(n: usize, holder: Duration) -> Measured {
         .collect()
         .await;
     let approvals_started = Instant::now();
-    let ledger = ledger(&dev).await;
-    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 50);
-    let mut completed = 0;
-    while Instant::now() < deadline {
-        completed = sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&ledger).await.expect("a count");
-        if completed as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let completed = transfers_once(&dev, n).await;
     let completed_in = approvals_started.elapsed();
 
     let mut requests: HashMap<String, Request> = HashMap::new();

@@ -33,7 +33,7 @@ const CIBA_GRANT_IN_FORM: &str = "grant_type=urn%3Aopenid%3Aparams%3Agrant-type%
 pub const CONCURRENT_CALLS: usize = 256;
 const READS: usize = 200;
 
-pub type Client = RunningService<RoleClient, ()>;
+type Client = RunningService<RoleClient, ()>;
 
 /// What one N measured.
 struct Measured {
@@ -149,20 +149,12 @@ async fn measure(n: usize, idle: Duration) -> Measured {
             ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "1".into()),
         ],
     );
-    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
-    let client =
-        ().serve_with_lifecycle(StreamableHttpClientTransport::from_uri(serve.url.clone()), lifecycle)
-            .await
-            .expect("an MCP client");
+    let client = client_of(&serve).await;
     read_accounts(&client, 20).await;
     let reads_empty = read_accounts(&client, READS).await;
     let rss_empty = status_mib(&serve, "VmRSS");
 
-    let started = Instant::now();
-    let answered =
-        futures::stream::iter(0..n).map(|_| request_transfer(&client)).buffer_unordered(CONCURRENT_CALLS).count().await;
-    assert_eq!(answered, n);
-    let created_in = started.elapsed();
+    let created_in = request_transfers(&client, n).await;
 
     tokio::time::sleep(Duration::from_secs(2)).await;
     let polls_before = proxy.seen_with_body("/oauth/token", CIBA_GRANT_IN_FORM);
@@ -187,16 +179,7 @@ async fn measure(n: usize, idle: Duration) -> Measured {
         .buffer_unordered(32)
         .count()
         .await;
-    let ledger = ledger(&dev).await;
-    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 50);
-    let mut completed = 0;
-    while Instant::now() < deadline {
-        completed = sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&ledger).await.expect("a count");
-        if completed as usize >= n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let completed = transfers_once(&dev, n).await;
     let completed_in = started.elapsed();
     let approval_token_calls = proxy.seen_with_body("/oauth/token", CIBA_GRANT_IN_FORM) - calls_before;
     Measured {
@@ -215,7 +198,24 @@ async fn measure(n: usize, idle: Duration) -> Measured {
     }
 }
 
-pub async fn request_transfer(client: &Client) {
+/// An MCP client of `serve` on the stateless 2026-07-28 protocol.
+pub async fn client_of(serve: &HttpServe) -> Client {
+    let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
+    ().serve_with_lifecycle(StreamableHttpClientTransport::from_uri(serve.url.clone()), lifecycle)
+        .await
+        .expect("an MCP client")
+}
+
+/// `n` `transfer_funds` calls, [`CONCURRENT_CALLS`] at a time, each answered "pending"; how long they took.
+pub async fn request_transfers(client: &Client, n: usize) -> Duration {
+    let started = Instant::now();
+    let answered =
+        futures::stream::iter(0..n).map(|_| request_transfer(client)).buffer_unordered(CONCURRENT_CALLS).count().await;
+    assert_eq!(answered, n);
+    started.elapsed()
+}
+
+async fn request_transfer(client: &Client) {
     let arguments = json!({"from_account_id": "acc_alice_chk", "to_account_id": "acc_bob_chk", "amount": "0.01"});
     let params = CallToolRequestParams::new("transfer_funds").with_arguments(arguments.as_object().unwrap().clone());
     let result = client.call_tool(params).await.expect("a tool result");
@@ -234,7 +234,22 @@ async fn read_accounts(client: &Client, calls: usize) -> Samples {
     samples
 }
 
-pub async fn ledger(dev: &DevProcess) -> sqlx::SqlitePool {
+/// Watches the bank's ledger until it holds `n` transfers (or a generous deadline passes); the count.
+pub async fn transfers_once(dev: &DevProcess, n: usize) -> i64 {
+    let ledger = ledger(dev).await;
+    let deadline = Instant::now() + Duration::from_secs(120 + n as u64 / 50);
+    let mut completed = 0;
+    while Instant::now() < deadline {
+        completed = sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&ledger).await.expect("a count");
+        if completed as usize >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    completed
+}
+
+async fn ledger(dev: &DevProcess) -> sqlx::SqlitePool {
     let options =
         sqlx::sqlite::SqliteConnectOptions::new().filename(dev.data_dir().join("bank.sqlite")).read_only(true);
     sqlx::SqlitePool::connect_with(options).await.expect("the bank's ledger")

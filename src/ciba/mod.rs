@@ -148,3 +148,21 @@ impl CibaClient {
         }
     }
 }
+
+/// A client (`bankguard-mcp`, `client_secret_basic`) of a provider that `router` serves on a loopback
+/// port, its backchannel and token endpoints at `/bc-authorize` and `/oauth/token`.
+#[cfg(test)]
+pub(crate) async fn loopback_client(router: axum::Router, http: reqwest::Client) -> CibaClient {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+    let base = format!("http://{}", listener.local_addr().expect("a bound address"));
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    let settings = ProviderSettings {
+        issuer: base.clone(),
+        backchannel_endpoint: Some(format!("{base}/bc-authorize")),
+        token_endpoint: Some(format!("{base}/oauth/token")),
+        client_id: "bankguard-mcp".into(),
+        client_secret: Secret::new("secret"),
+        auth_method: ClientAuthMethod::ClientSecretBasic,
+    };
+    CibaClient::new(settings, http)
+}

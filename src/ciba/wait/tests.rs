@@ -12,11 +12,9 @@ use axum::response::{IntoResponse, Response};
 use tokio_util::sync::CancellationToken;
 
 use super::*;
-use crate::ciba::ProviderSettings;
 use crate::ciba::request::{ApprovalRequest, DEFAULT_INTERVAL};
 use crate::ciba::types::{BindingMessage, LoginHint};
 use crate::clock::{ManualClock, Millis};
-use crate::config::ClientAuthMethod;
 
 const START: Millis = Millis(1_700_000_000_000);
 /// How far the test moves the clock each time the wait is asleep.
@@ -111,19 +109,8 @@ async fn setup(script: Vec<Answer>) -> Setup {
         .route("/oauth/token", axum::routing::post(token_endpoint))
         .route("/bc-authorize", axum::routing::post(bc_authorize))
         .with_state(provider.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let settings = ProviderSettings {
-        issuer: base.clone(),
-        backchannel_endpoint: Some(format!("{base}/bc-authorize")),
-        token_endpoint: Some(format!("{base}/oauth/token")),
-        client_id: "bankguard-mcp".into(),
-        client_secret: Secret::new("secret"),
-        auth_method: ClientAuthMethod::ClientSecretBasic,
-    };
     let http = crate::http_client::builder().timeout(HTTP_TIMEOUT).build().unwrap();
-    Setup { client: CibaClient::new(settings, http), provider, clock, hand }
+    Setup { client: crate::ciba::loopback_client(router, http).await, provider, clock, hand }
 }
 
 fn started(clock: &Clock, expires_in: Duration) -> StartedApproval {

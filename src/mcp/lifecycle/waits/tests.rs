@@ -9,10 +9,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::*;
-use crate::ciba::ProviderSettings;
 use crate::ciba::request::StartedApproval;
 use crate::clock::ManualClock;
-use crate::config::ClientAuthMethod;
 
 const START: Millis = Millis(1_700_000_000_000);
 const FALLBACK: Duration = Duration::from_secs(60);
@@ -51,18 +49,7 @@ async fn setup() -> Setup {
     let provider = Arc::new(Provider::default());
     let router =
         axum::Router::new().route("/oauth/token", axum::routing::post(token_endpoint)).with_state(provider.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    let settings = ProviderSettings {
-        issuer: base.clone(),
-        backchannel_endpoint: Some(format!("{base}/bc-authorize")),
-        token_endpoint: Some(format!("{base}/oauth/token")),
-        client_id: "bankguard-mcp".into(),
-        client_secret: Secret::new("secret"),
-        auth_method: ClientAuthMethod::ClientSecretBasic,
-    };
-    let ciba = Arc::new(CibaClient::new(settings, crate::http_client::builder().build().unwrap()));
+    let ciba = Arc::new(crate::ciba::loopback_client(router, crate::http_client::builder().build().unwrap()).await);
     let waits = Arc::new(Waits::new(ciba, clock.clone()));
     let ended = Arc::new(Mutex::new(Vec::new()));
     let resume: Resume = {
