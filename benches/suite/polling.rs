@@ -16,6 +16,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+
 use crate::report::{Figure, Goal, Report, Table, knob};
 use crate::scale::{CONCURRENT_CALLS, client_of, request_transfers, transfers_once};
 use crate::stack::{DevOptions, DevProcess, free_port};
