@@ -289,6 +289,14 @@ impl Runner {
                         Some(event) => event,
                         None => break,
                     },
+                    // Cancelled since the request was accepted: nothing to wait for; the store says what happened.
+                    None if cancel.is_cancelled() => {
+                        intent = match Box::pin(self.store.reload(intent.id())).await {
+                            Ok(current) if current.state != intent.state => current,
+                            _ => break,
+                        };
+                        continue;
+                    }
                     None => {
                         let started = StartedApproval {
                             auth_req_id: auth_req_id.clone(),
