@@ -66,15 +66,21 @@ pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> 
     let calls = Calls::default();
     let (stdin, stdout) = rmcp::transport::stdio();
     let transport = CancelFirst::new(LineTransport::new(stdin, stdout), calls.clone(), backends.runner.clone());
-    let (started, served) =
-        tokio::join!(backends.start(), BankguardServer::new(backends.clone(), calls).serve(transport));
+    // The store opens (files checked, migrations, the first heartbeat) on a task of its own, in parallel
+    // with the client's handshake: its synchronous parts must not hold up reading stdin.
+    let starting = tokio::spawn({
+        let backends = backends.clone();
+        async move { backends.start().await.map_err(|error| error.to_string()) }
+    });
+    let served = BankguardServer::new(backends.clone(), calls).serve(transport).await;
+    let started = starting.await.unwrap_or_else(|panicked| Err(format!("starting the store failed: {panicked}")));
     let result = match (started, served) {
         (Ok(()), Ok(service)) => service.waiting().await.map(|_| ()).map_err(|e| TransportError::Stdio(e.to_string())),
         (Err(error), served) => {
             if let Ok(service) = served {
                 let _ = service.cancel().await;
             }
-            Err(TransportError::Start(error.to_string()))
+            Err(TransportError::Start(error))
         }
         (Ok(()), Err(e)) => Err(TransportError::Stdio(e.to_string())),
     };
