@@ -1,6 +1,6 @@
 //! Waiting for the account holder (CIBA Core §10.1, §11): poll the token endpoint at the interval,
 //! grow the interval by 5 s for good on `slow_down` (or more, if `Retry-After` or the body's
-//! `interval` says so), stop at expiry, wake early on a ping, and never have two polls in flight:
+//! `interval` says so), stop at expiry, poll at once on a ping (the scheduler does), and never have two polls in flight:
 //! the loop sends one request at a time and waits for its answer.
 //!
 //! **Transient is not final.** A poll that gets no answer, a 5xx or 429, a success whose body is cut
@@ -16,7 +16,6 @@
 use std::time::Duration;
 
 use serde::Deserialize;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::error::CibaError;
@@ -30,14 +29,6 @@ pub const SLOW_DOWN_STEP: Duration = Duration::from_secs(5);
 /// The longest pause between retries of a failed poll, unless the interval itself is longer.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 pub const CIBA_GRANT: &str = "urn:openid:params:grant-type:ciba";
-
-/// Ping mode: the notification that a ping for this request arrived, and how often to poll anyway.
-#[derive(Clone, Copy)]
-pub struct Ping<'a> {
-    pub notify: &'a Notify,
-    /// At most one poll per this long while no ping arrives (a ping may be lost).
-    pub fallback: Duration,
-}
 
 /// The tokens an approval produced. The access token is a [`Secret`]: it goes to the bank and nowhere else.
 #[derive(Deserialize)]
@@ -178,28 +169,19 @@ impl CibaClient {
     /// until expiry (see the module doc); the only `Err` is a final protocol refusal other than
     /// `invalid_grant`, such as `unauthorized_client`, `invalid_client` or `invalid_request`.
     ///
-    /// With a [`Ping`], the wait relies on the provider's ping (CIBA Core §10.2): it polls when the
-    /// ping arrives, otherwise only once per `fallback` (in case a ping was lost) and once just
-    /// before expiry, never at the interval.
+    /// Poll mode, one request at a time. The MCP server drives its waits, ping mode included, through
+    /// its scheduler (`mcp::lifecycle::waits`) on the same [`Pacing`].
     pub async fn wait(
         &self,
         started: &StartedApproval,
-        ping: Option<Ping<'_>>,
         cancel: &CancellationToken,
         clock: &Clock,
     ) -> Result<ApprovalOutcome, CibaError> {
-        let mut pacing = Pacing::new(started, ping.map(|ping| ping.fallback), clock.now());
+        let mut pacing = Pacing::new(started, None, clock.now());
         loop {
-            let woken_by_ping = async {
-                match &ping {
-                    Some(ping) => ping.notify.notified().await,
-                    None => std::future::pending().await,
-                }
-            };
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return Ok(ApprovalOutcome::Cancelled),
-                () = woken_by_ping => {}
                 () = clock.sleep_until(pacing.due()) => {}
             }
             if cancel.is_cancelled() {

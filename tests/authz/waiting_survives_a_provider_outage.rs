@@ -94,7 +94,7 @@ async fn a_wait_outlasts_a_provider_restart_and_returns_the_approval_given_after
     };
     let started = ciba.start(&request, &clock).await.unwrap();
     let cancel = CancellationToken::new();
-    let wait = ciba.wait(&started, None, &cancel, &clock);
+    let wait = ciba.wait(&started, &cancel, &clock);
     tokio::pin!(wait);
 
     // The provider goes down before the first poll; three polls in a row fail, each differently

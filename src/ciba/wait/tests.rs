@@ -126,7 +126,7 @@ impl Setup {
     /// Runs the wait to its end, moving the clock only while the wait sleeps.
     async fn wait(&self, started: &StartedApproval) -> Result<ApprovalOutcome, CibaError> {
         let cancel = CancellationToken::new();
-        let wait = self.client.wait(started, None, &cancel, &self.clock);
+        let wait = self.client.wait(started, &cancel, &self.clock);
         tokio::pin!(wait);
         loop {
             tokio::select! {
