@@ -10,5 +10,5 @@ cd "$(dirname "$0")/.."
 
 command -v cargo >/dev/null || { echo "error: cargo is required (https://rustup.rs)" >&2; exit 1; }
 ./scripts/install-peers.sh
-cargo build --locked --release --example bare_rmcp
+cargo build --locked --release --example bare_rmcp --example rmcp_http_floor
 cargo bench --locked --bench suite -- "$@"

@@ -3,8 +3,13 @@
 //! adds to a read, over Streamable HTTP on both protocol versions rmcp serves (2025-11-25 with the
 //! `initialize` handshake, 2026-07-28 with `server/discover`) and over stdio.
 //!
-//! `bankguard dev`, `bankguard serve --transport http` and `bankguard serve` (stdio) each run in
-//! their own process; the clients run here, one of each, connected before the first round. Every
+//! A fifth path is the floor for any rmcp server that wraps the GET: `examples/rmcp_http_floor.rs`,
+//! a bare rmcp Streamable HTTP server whose one tool makes that same GET and returns the body. What
+//! bankguard adds to a read is its time over the floor's; what the floor costs over the direct GET
+//! (rmcp, JSON-RPC, SSE framing and a second loopback exchange) no server built on rmcp avoids.
+//!
+//! `bankguard dev`, `bankguard serve --transport http`, `bankguard serve` (stdio) and the floor each
+//! run in their own process; the clients run here, one of each, connected before the first round. Every
 //! round calls each path once, the order rotating; the first rounds are warm-up and are dropped.
 
 use std::time::Instant;
@@ -37,7 +42,10 @@ fn run(report: &mut Report) {
     );
     let dev = DevProcess::start(DevOptions::default());
     let serve = dev.serve_http("serve-http", "127.0.0.1:0".parse().unwrap(), &[]);
+    let read_token = block_on(dev.read_token());
+    let floor = dev.rmcp_http_floor(&read_token);
     let paths = block_on(async {
+        let floor = ().serve(StreamableHttpClientTransport::from_uri(floor.url.clone())).await.unwrap();
         let legacy = ().serve(StreamableHttpClientTransport::from_uri(serve.url.clone())).await.unwrap();
         let lifecycle = ClientLifecycleMode::Discover { preferred_versions: vec![ProtocolVersion::V_2026_07_28] };
         let modern =
@@ -52,7 +60,7 @@ fn run(report: &mut Report) {
         let direct = Direct {
             http: bankguard::http_client::builder().build().unwrap(),
             url: format!("{}/users/alice/accounts", dev.running.bank_api),
-            token: dev.read_token().await,
+            token: read_token,
         };
 
         let mut paths = [
@@ -60,6 +68,7 @@ fn run(report: &mut Report) {
             ("`list_accounts`, Streamable HTTP, 2025-11-25", Samples::default()),
             ("`list_accounts`, Streamable HTTP, 2026-07-28", Samples::default()),
             ("`list_accounts`, stdio", Samples::default()),
+            ("floor: bare rmcp, Streamable HTTP 2025-11-25, same GET", Samples::default()),
         ];
         for round in 0..WARM_UP_ROUNDS + calls {
             for index in 0..paths.len() {
@@ -69,7 +78,8 @@ fn run(report: &mut Report) {
                     0 => direct.get().await,
                     1 => list_accounts(&legacy).await,
                     2 => list_accounts(&modern).await,
-                    _ => list_accounts(&stdio).await,
+                    3 => list_accounts(&stdio).await,
+                    _ => list_accounts(&floor).await,
                 }
                 let took = started.elapsed();
                 if round >= WARM_UP_ROUNDS {
@@ -77,7 +87,7 @@ fn run(report: &mut Report) {
                 }
             }
         }
-        for client in [legacy, modern, stdio] {
+        for client in [legacy, modern, stdio, floor] {
             let _ = client.cancel().await;
         }
         paths
@@ -91,10 +101,14 @@ fn run(report: &mut Report) {
         table.row(vec![path.to_string(), p50(samples).to_string(), p99.to_string(), ratio(p50(samples), direct)]);
     }
     table.print();
-    for (path, samples) in &paths[1..] {
+    let floor = p50(&paths[4].1);
+    for (path, samples) in &paths[1..4] {
         let over_http = path.contains("HTTP");
         let goal = over_http.then(|| Goal::new("≤ 1.3× direct", p50(samples).ratio_to(direct) <= 1.3));
         report.compare(&format!("{path}, p50"), p50(samples), ("direct GET", direct), goal);
+    }
+    for (path, samples) in paths[1..3].iter() {
+        report.compare(&format!("{path}, p50"), p50(samples), ("rmcp floor", floor), None);
     }
 }
 
