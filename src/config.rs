@@ -94,6 +94,14 @@ pub struct McpConfig {
     /// The longest a tool call waits for the holder before it returns a pending result (the wait
     /// goes on in the background), 1 to 300 seconds. Most clients give up on a call after 60 s.
     pub max_wait_seconds: u64,
+    /// Who a call over Streamable HTTP acts for: `none` (the configured `user`, loopback only) or
+    /// `oauth` (the holder whose access token the request carries). Stdio always acts for `user`.
+    pub auth: McpAuth,
+    /// The MCP endpoint as an OAuth protected resource, used with `auth = "oauth"`.
+    pub oauth: McpOAuthConfig,
+    /// The most approval requests one holder may have waiting at once, 1 to 100000; one more
+    /// transfer is refused with a tool error and nothing reaches the provider.
+    pub max_pending_per_holder: usize,
     /// How often each server process records that it is alive, 1 to 60 seconds. The pending
     /// transfers of a process silent for three heartbeats are taken over by another `bankguard
     /// serve` on the same data directory.
@@ -116,6 +124,50 @@ impl std::fmt::Debug for McpConfig {
     }
 }
 
+/// How the HTTP transport knows who a call acts for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum McpAuth {
+    /// Every call acts for `mcp.user`: one holder, no sign-in. Only on a loopback `listen`.
+    #[default]
+    None,
+    /// Every request carries an access token for this server (MCP authorization, OAuth 2.1); its
+    /// holder is the one the call acts for.
+    Oauth,
+}
+
+/// `[mcp.oauth]`: the MCP endpoint as an OAuth 2.1 protected resource (RFC 9728).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct McpOAuthConfig {
+    /// The authorization server whose access tokens are accepted; its metadata (RFC 8414, or
+    /// OpenID discovery) names the JWKS. Unset: `mcp.issuer` (the CIBA provider).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    /// This server's resource identifier (RFC 8707): the `aud` every token must carry, and the URL
+    /// clients use. Unset: `http://<the address it listens on>/mcp`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// The scope a token must carry to use the tools.
+    pub scope: String,
+    /// The claim naming the holder's user id at the bank; `sub` means the subject itself.
+    pub holder_claim: String,
+    /// Signature algorithms accepted on access tokens.
+    pub algorithms: Vec<String>,
+}
+
+impl Default for McpOAuthConfig {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            resource: None,
+            scope: crate::scopes::MCP_TOOLS.to_owned(),
+            holder_claim: "sub".to_owned(),
+            algorithms: vec!["RS256".to_owned(), "ES256".to_owned()],
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LoginHintFormat {
@@ -123,6 +175,53 @@ pub enum LoginHintFormat {
     Plain,
     IssSub,
 }
+
+impl McpOAuthConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: &str| {
+            Err(ConfigError::Invalid {
+                key: format!("mcp.oauth.{key}"),
+                origin: String::new(),
+                reason: reason.to_owned(),
+            })
+        };
+        if let Some(issuer) = &self.issuer {
+            check_issuer(issuer).or_else(|reason| invalid("issuer", reason))?;
+        }
+        if let Some(resource) = &self.resource {
+            match Url::parse(resource) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.fragment().is_none() => {}
+                _ => {
+                    return invalid(
+                        "resource",
+                        "must be an http(s) URL without a fragment, such as https://mcp.example.com/mcp",
+                    );
+                }
+            }
+        }
+        if self.scope.is_empty() || self.scope.contains(char::is_whitespace) {
+            return invalid("scope", "must be one scope, without spaces");
+        }
+        if self.holder_claim.trim().is_empty() {
+            return invalid("holder_claim", "must name a claim, such as sub");
+        }
+        if self.algorithms.is_empty() {
+            return invalid("algorithms", "must name at least one algorithm");
+        }
+        for algorithm in &self.algorithms {
+            if !ACCESS_TOKEN_ALGORITHMS.contains(&algorithm.as_str()) {
+                let known = ACCESS_TOKEN_ALGORITHMS.join(", ");
+                return invalid("algorithms", &format!("{algorithm:?} is not one of {known}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Asymmetric JWS algorithms an access token may be signed with (never `none`, never HMAC: a
+/// resource server holds no shared secret with the authorization server).
+pub const ACCESS_TOKEN_ALGORITHMS: &[&str] =
+    &["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA"];
 
 /// The per-transfer maximum both the MCP server and the bank API default to.
 pub const DEFAULT_MAX_TRANSFER: &str = "10000.00";
@@ -153,6 +252,9 @@ impl Default for McpConfig {
             max_transfer_amount: DEFAULT_MAX_TRANSFER.to_owned(),
             progress_interval_seconds: 5,
             max_wait_seconds: 45,
+            auth: McpAuth::None,
+            oauth: McpOAuthConfig::default(),
+            max_pending_per_holder: 3,
             heartbeat_seconds: 5,
             ping_fallback_poll_seconds: 60,
         }
@@ -168,6 +270,17 @@ impl Config {
     /// The bank API `bankguard serve` uses: configured, or the embedded one.
     pub fn mcp_bank_api_url(&self) -> String {
         self.mcp.bank_api_url.clone().unwrap_or_else(|| format!("http://{}/api", self.bank_api.listen))
+    }
+
+    /// The authorization server for MCP clients (`mcp.auth = "oauth"`): configured, or the CIBA provider.
+    pub fn mcp_oauth_issuer(&self) -> String {
+        self.mcp.oauth.issuer.clone().unwrap_or_else(|| self.mcp_issuer())
+    }
+
+    /// The MCP endpoint's resource identifier when it listens on `mcp.listen`: configured, or
+    /// `http://<mcp.listen>/mcp`.
+    pub fn mcp_resource(&self) -> String {
+        self.mcp.resource_at(self.mcp.listen)
     }
 
     pub fn mcp_audience(&self) -> String {
@@ -427,6 +540,12 @@ impl Config {
 }
 
 impl McpConfig {
+    /// The MCP endpoint's resource identifier when it listens on `address`: `oauth.resource`, or
+    /// `http://<address>/mcp`.
+    pub fn resource_at(&self, address: SocketAddr) -> String {
+        self.oauth.resource.clone().unwrap_or_else(|| format!("http://{address}/mcp"))
+    }
+
     fn validate(&self) -> Result<(), ConfigError> {
         let invalid = |key: &str, reason: &str| {
             Err(ConfigError::Invalid { key: format!("mcp.{key}"), origin: String::new(), reason: reason.to_owned() })
@@ -447,6 +566,10 @@ impl McpConfig {
         if self.user.is_empty() {
             return invalid("user", "must name the account holder");
         }
+        if !(1..=100_000).contains(&self.max_pending_per_holder) {
+            return invalid("max_pending_per_holder", "must be between 1 and 100000");
+        }
+        self.oauth.validate()?;
         for (key, scope) in [("transfer_scope", &self.transfer_scope), ("read_scope", &self.read_scope)] {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
                 return invalid(key, "must be one scope, without spaces");
