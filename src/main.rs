@@ -143,7 +143,7 @@ async fn serve(
         }
         Transport::Http => {
             let listener = RunningHttp::bind(listen.unwrap_or(config.mcp.listen)).await?;
-            let server = RunningHttp::start(listener, backends, &config.mcp).await?;
+            let server = RunningHttp::start(listener, backends, &config).await?;
             eprintln!("bankguard MCP server at {} (Ctrl-C stops it)", server.url());
             shutdown_signal().await;
             server.shutdown().await?;
@@ -162,7 +162,7 @@ async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> 
     }
     let backends = Arc::new(Backends::from_config(&config, true)?);
     let listener = RunningHttp::bind(config.mcp.listen).await?;
-    let server = RunningHttp::start(listener, backends, &config.mcp).await?;
+    let server = RunningHttp::start(listener, backends, &config).await?;
     let url = server.url();
     let binary = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "bankguard".into());
     let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());

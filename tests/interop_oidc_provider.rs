@@ -195,7 +195,7 @@ impl Interop {
         configure(&mut config);
         config.validate().unwrap();
         let backends = Arc::new(Backends::from_config(&config, true).unwrap());
-        let mcp = RunningHttp::start(mcp_listener, backends, &config.mcp).await.unwrap();
+        let mcp = RunningHttp::start(mcp_listener, backends, &config).await.unwrap();
         Self { provider, bank_data, mcp }
     }
 

@@ -3,7 +3,8 @@
 //! ⌈T/interval⌉, T being the time from the provider's answer to `/bc-authorize` to the holder's
 //! approval: one poll per interval that finds nothing, and the first poll after the approval redeems it.
 //!
-//! A fresh `bankguard dev` and a `serve` (its defaults, `max_wait_seconds = 1`) whose backchannel and
+//! A fresh `bankguard dev` and a `serve` (its defaults, `max_wait_seconds = 1`, and
+//! `max_pending_per_holder` at its maximum) whose backchannel and
 //! token endpoints both go through a counting proxy that keeps connections open. The suite makes N
 //! `transfer_funds` calls (256 at a time), waits until the holder has had `BENCH_POLL_HOLDER_SECONDS`
 //! (20) with the newest request, approves all N (32 at a time, each approval's moment noted) and
@@ -168,6 +169,8 @@ async fn measure(n: usize, holder: Duration) -> Measured {
             ("BANKGUARD_MCP__BACKCHANNEL_AUTHENTICATION_ENDPOINT", proxy.via(&format!("{issuer}/bc-authorize"))),
             ("BANKGUARD_MCP__TOKEN_ENDPOINT", proxy.via(&format!("{issuer}/oauth/token"))),
             ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "1".into()),
+            // One holder with N requests waiting: the per-holder bound is lifted to its maximum.
+            ("BANKGUARD_MCP__MAX_PENDING_PER_HOLDER", "100000".into()),
         ],
     );
     let client = client_of(&serve).await;

@@ -4,7 +4,7 @@
 //!
 //! For each N, a fresh `bankguard dev` and a `serve` registered there as a ping client (its default
 //! settings, but `max_wait_seconds = 1` so each `transfer_funds` call answers "pending" after a
-//! second). The suite makes N `transfer_funds` calls, 256 at a time, over the 2026-07-28 protocol.
+//! second, and `max_pending_per_holder` at its maximum, since one holder has all N waiting). The suite makes N `transfer_funds` calls, 256 at a time, over the 2026-07-28 protocol.
 //! The idle window then lasts one ping fallback interval (`BENCH_IDLE_SECONDS`, default 60, the
 //! default of `mcp.ping_fallback_poll_seconds`), so it holds the one fallback poll each request makes
 //! per interval: the CPU figure is the steady state, not a quiet moment between polls. Then the holder
@@ -147,6 +147,8 @@ async fn measure(n: usize, idle: Duration) -> Measured {
             ("BANKGUARD_MCP__CLIENT_ID", PING_CLIENT.0.into()),
             ("BANKGUARD_MCP__CLIENT_SECRET", PING_CLIENT.1.into()),
             ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "1".into()),
+            // One holder with N requests waiting: the per-holder bound is lifted to its maximum.
+            ("BANKGUARD_MCP__MAX_PENDING_PER_HOLDER", "100000".into()),
         ],
     );
     let client = client_of(&serve).await;

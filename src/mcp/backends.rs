@@ -9,15 +9,19 @@ use super::bank_access::BankAccess;
 use super::lifecycle::{ApprovalSettings, IntentStore, Runner, StoreError, Waits};
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
-use crate::ciba::types::{LoginHint, Secret};
+use crate::ciba::types::Secret;
 use crate::ciba::{CibaClient, ProviderSettings};
 use crate::clock::Clock;
-use crate::config::{Config, DeliveryMode, LoginHintFormat};
+use crate::config::{Config, DeliveryMode, McpAuth};
+use crate::mcp::holder::{Holder, LoginHints};
 use crate::money::MinorUnits;
 
 pub struct Backends {
-    /// The account holder this server acts for.
-    pub user: String,
+    /// The holder every call acts for unless a signed-in holder is required (`mcp.user`).
+    pub configured_holder: Holder,
+    /// Streamable HTTP with `mcp.auth = "oauth"`: every call acts for the holder its access token
+    /// names, and a call without one is refused.
+    pub signed_in_only: bool,
     pub bank: Arc<BankAccess>,
     /// Carries every transfer intent of this process through its lifecycle.
     pub runner: Arc<Runner>,
@@ -36,6 +40,8 @@ pub struct Limits {
     pub max_wait: Duration,
     /// The lifetime asked for every approval request.
     pub requested_expiry: Duration,
+    /// The most approval requests one holder may have waiting at once.
+    pub max_pending_per_holder: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,10 +87,7 @@ impl Backends {
             auth_method: mcp.client_auth_method,
         };
         let audience = Some(config.mcp_audience());
-        let login_hint = match mcp.login_hint_format {
-            LoginHintFormat::Plain => LoginHint::plain(&mcp.user),
-            LoginHintFormat::IssSub => LoginHint::iss_sub(&issuer, &mcp.user),
-        };
+        let login_hints = LoginHints { format: mcp.login_hint_format, issuer: issuer.clone() };
         let ciba = Arc::new(CibaClient::new(settings, http.clone()));
         let bank = Arc::new(BankAccess::new(
             BankClient::new(&bank_api_url, http),
@@ -94,7 +97,7 @@ impl Backends {
         let requested_expiry = Duration::from_secs(mcp.requested_expiry_seconds);
         let approval = ApprovalSettings {
             scope: format!("openid {}", mcp.transfer_scope),
-            login_hint,
+            login_hints,
             audience,
             requested_expiry,
             heartbeat: Duration::from_secs(mcp.heartbeat_seconds),
@@ -105,7 +108,8 @@ impl Backends {
         let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode));
         let pings = ping_mode.then(|| runner.waits().clone());
         Ok(Self {
-            user: mcp.user.clone(),
+            configured_holder: Holder::configured(&mcp.user),
+            signed_in_only: http_transport && mcp.auth == McpAuth::Oauth,
             bank,
             runner,
             limits: Limits {
@@ -113,6 +117,7 @@ impl Backends {
                 progress_interval: Duration::from_secs(mcp.progress_interval_seconds),
                 max_wait: Duration::from_secs(mcp.max_wait_seconds),
                 requested_expiry,
+                max_pending_per_holder: mcp.max_pending_per_holder,
             },
             pings,
             started: tokio::sync::OnceCell::new(),
@@ -124,13 +129,14 @@ impl Backends {
     }
 
     /// Opens the intent store, writes this process's first heartbeat, and starts taking over the
-    /// holder's intents whose runner stopped (once per process: later calls wait for the first to
+    /// intents whose runner stopped (the configured holder's, or every holder's when holders sign in) (once per process: later calls wait for the first to
     /// finish, then do nothing). Every tool that touches intents calls it first.
     pub async fn start(&self) -> Result<(), StoreError> {
         self.started
             .get_or_try_init(|| async {
                 self.store().open().await?;
-                self.runner.start(&self.user).await
+                let owner = (!self.signed_in_only).then_some(self.configured_holder.bank_user.as_str());
+                self.runner.start(owner).await
             })
             .await?;
         Ok(())

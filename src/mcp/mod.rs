@@ -5,6 +5,7 @@
 //! - [`intent`]: a validated transfer and everything derived from it for the approval.
 //! - [`lifecycle`]: the transfer intent's states, their one transition function, their store, and
 //!   the runner that carries each intent from the approval request to the bank's answer.
+//! - [`holder`]: who a call acts for: the configured `mcp.user`, or the holder who signed in.
 //! - [`follow`] and [`progress`]: a tool call watching an intent, with progress notifications.
 //! - [`cancellation`]: explicit cancellations, stored before they are let go.
 //! - [`bank_access`]: the bank with the server's own read token.
@@ -19,6 +20,7 @@ pub mod backends;
 pub mod bank_access;
 pub mod cancellation;
 pub mod follow;
+pub mod holder;
 pub mod intent;
 pub mod lifecycle;
 pub mod progress;
@@ -29,11 +31,12 @@ use std::sync::Arc;
 
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::model::{CancelledNotificationParam, Implementation, ServerCapabilities, ServerConfig};
-use rmcp::service::NotificationContext;
+use rmcp::service::{NotificationContext, RequestContext};
 use rmcp::{RoleServer, ServerHandler, tool_handler};
 
 pub use backends::Backends;
 use cancellation::Calls;
+use holder::Holder;
 
 /// Reported in `initialize`: bankguard's own name and version, not rmcp's.
 pub const SERVER_NAME: &str = "bankguard";
@@ -58,6 +61,20 @@ impl BankguardServer {
         let tool_router =
             Self::list_accounts_router() + Self::transfer_funds_router() + Self::get_transfer_status_router();
         Self { backends, calls, tool_router }
+    }
+}
+
+impl BankguardServer {
+    /// Who this call acts for: the holder its access token named, or the configured one where
+    /// holders do not sign in.
+    pub(crate) fn holder(&self, context: &RequestContext<RoleServer>) -> Result<Holder, tools::ToolFailure> {
+        match Holder::signed_in(context) {
+            Some(holder) => Ok(holder.clone()),
+            None if self.backends.signed_in_only => Err(tools::ToolFailure::Invalid(
+                "this request carries no signed-in account holder; sign in and send the access token".to_owned(),
+            )),
+            None => Ok(self.backends.configured_holder.clone()),
+        }
     }
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 mod a_cancelled_call_never_moves_money;
 mod approvals_outlast_the_call;
+mod holders_sign_in_over_http;
 mod http_endpoint_guards;
 mod http_sessions_are_bounded;
 mod invalid_transfers_are_refused_before_approval;

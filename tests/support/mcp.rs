@@ -12,6 +12,7 @@ use rmcp::model::{
     CallToolRequestParams, CallToolResult, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam,
 };
 use rmcp::service::{NotificationContext, RunningService};
+use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::transport::{StreamableHttpClientTransport, TokioChildProcess};
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 use serde_json::Value;
@@ -71,7 +72,7 @@ impl McpStack {
         // The generated MCP client's secret is read from the data directory, as `serve` does.
         config.validate().unwrap();
         let backends = Arc::new(Backends::from_config(&config, true).unwrap());
-        let server = RunningHttp::start(listener, backends, &config.mcp).await.unwrap();
+        let server = RunningHttp::start(listener, backends, &config).await.unwrap();
         Self { dev, server, config }
     }
 
@@ -80,10 +81,8 @@ impl McpStack {
         change(&mut self.config);
         let backends = Arc::new(Backends::from_config(&self.config, true).unwrap());
         let listener = RunningHttp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
-        let old = std::mem::replace(
-            &mut self.server,
-            RunningHttp::start(listener, backends, &self.config.mcp).await.unwrap(),
-        );
+        let old =
+            std::mem::replace(&mut self.server, RunningHttp::start(listener, backends, &self.config).await.unwrap());
         old.shutdown().await.unwrap();
     }
 
@@ -96,6 +95,13 @@ impl McpStack {
         let recorder = Recorder::default();
         let transport = StreamableHttpClientTransport::from_uri(self.url());
         (recorder.clone().serve(transport).await.unwrap(), recorder)
+    }
+
+    /// A client over Streamable HTTP (2025-11-25) that sends `token` as its bearer access token.
+    pub async fn http_client_with_token(&self, token: &str) -> (Client, Recorder) {
+        let config = StreamableHttpClientTransportConfig::with_uri(self.url()).auth_header(token);
+        let recorder = Recorder::default();
+        (recorder.clone().serve(StreamableHttpClientTransport::from_config(config)).await.unwrap(), recorder)
     }
 
     /// `bankguard serve` (the built binary) over stdio, pointed at this stack; its stderr goes to `log`.

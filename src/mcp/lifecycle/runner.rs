@@ -28,11 +28,12 @@ use super::store::{ApplyError, IntentStore, RunnerId, StoredIntent};
 use super::waits::{PingRegistration, Resume, WaitEnd, Waiting, Waits};
 use crate::bank::{BankError, RequestOutcome, TransferOrder};
 use crate::ciba::request::{ApprovalRequest, StartedApproval};
-use crate::ciba::types::{LoginHint, Secret};
+use crate::ciba::types::Secret;
 use crate::ciba::wait::{ApprovalOutcome, Pacing};
 use crate::ciba::{CibaClient, CibaError};
 use crate::clock::{Clock, Millis};
 use crate::mcp::bank_access::BankAccess;
+use crate::mcp::holder::LoginHints;
 
 /// A runner silent for this many heartbeats is presumed gone; its intents are taken over.
 pub const STALE_AFTER_HEARTBEATS: u32 = 3;
@@ -48,7 +49,8 @@ const MAX_STORE_PAUSE: Duration = Duration::from_secs(10);
 pub struct ApprovalSettings {
     /// Always contains `openid`.
     pub scope: String,
-    pub login_hint: LoginHint,
+    /// How the holder of each intent is named in its `login_hint`.
+    pub login_hints: LoginHints,
     pub audience: Option<String>,
     pub requested_expiry: Duration,
     /// How often the runner records that it is alive (`mcp.heartbeat_seconds`).
@@ -110,15 +112,15 @@ impl Runner {
         &self.waits
     }
 
-    /// Writes the first heartbeat, then keeps it fresh and takes over `owner`'s intents whose
-    /// runner stopped.
-    pub async fn start(self: &Arc<Self>, owner: &str) -> Result<(), super::store::StoreError> {
+    /// Writes the first heartbeat, then keeps it fresh and takes over the intents whose runner
+    /// stopped: `owner`'s, or every holder's when `owner` is `None`.
+    pub async fn start(self: &Arc<Self>, owner: Option<&str>) -> Result<(), super::store::StoreError> {
         self.beat().await?;
         let runner = self.clone();
         let resume: Resume = Arc::new(move |waiting, end| runner.resume(waiting, end));
         self.tasks.spawn(self.waits.clone().run(self.stop.clone(), self.tasks.clone(), resume));
         let runner = self.clone();
-        let owner = owner.to_owned();
+        let owner = owner.map(str::to_owned);
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
@@ -128,7 +130,7 @@ impl Runner {
                 if let Err(error) = runner.beat().await {
                     tracing::error!(%error, "could not write this server's heartbeat; pausing work until it can");
                 }
-                match runner.store.claim_stale(&owner, &runner.id, runner.stale_after()).await {
+                match runner.store.claim_stale(owner.as_deref(), &runner.id, runner.stale_after()).await {
                     Ok(claimed) => {
                         for intent in claimed {
                             tracing::info!(reference = %intent.terms.reference, intent = %intent.id(),
@@ -398,7 +400,7 @@ impl Runner {
     async fn request_approval(&self, intent: &StoredIntent, notification_token: Option<Secret>) -> Event {
         let request = ApprovalRequest {
             scope: self.approval.scope.clone(),
-            login_hint: self.approval.login_hint.clone(),
+            login_hint: self.approval.login_hints.for_subject(intent.subject()),
             binding_message: intent.terms.binding_message(),
             audience: self.approval.audience.clone(),
             requested_expiry: Some(self.approval.requested_expiry.as_secs()),

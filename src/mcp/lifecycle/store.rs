@@ -16,6 +16,7 @@ use tokio::sync::{OnceCell, watch};
 
 use super::state::{Event, IntentState, NoTransition, Status, transition};
 use crate::clock::{Clock, Millis};
+use crate::mcp::holder::Holder;
 use crate::mcp::intent::{AccountLabel, TransferIntent};
 use crate::money::MinorUnits;
 use crate::sqlite::{Database, DatabaseError};
@@ -45,7 +46,10 @@ impl Default for RunnerId {
 #[derive(Debug, Clone)]
 pub struct StoredIntent {
     pub terms: TransferIntent,
+    /// The holder's user id at the bank.
     pub owner: String,
+    /// The holder's subject at the provider, when it is not `owner`.
+    pub holder_subject: Option<String>,
     pub idempotency_key: Option<String>,
     pub fingerprint: String,
     pub state: IntentState,
@@ -62,12 +66,18 @@ impl StoredIntent {
     pub fn status(&self) -> Status {
         self.state.status()
     }
+
+    /// The holder's subject at the provider: the one whose device is asked.
+    pub fn subject(&self) -> &str {
+        self.holder_subject.as_deref().unwrap_or(&self.owner)
+    }
 }
 
 #[derive(sqlx::FromRow)]
 struct Row {
     id: String,
     owner: String,
+    holder_subject: Option<String>,
     idempotency_key: Option<String>,
     request_fingerprint: String,
     reference: String,
@@ -100,6 +110,7 @@ impl Row {
                 memo: self.memo,
             },
             owner: self.owner,
+            holder_subject: self.holder_subject,
             idempotency_key: self.idempotency_key,
             fingerprint: self.request_fingerprint,
             state,
@@ -111,6 +122,7 @@ impl Row {
 }
 
 /// What a caller's `idempotency_key` already stands for.
+#[derive(Debug)]
 pub enum Claim {
     /// The key is new (or there was none): this call created the intent.
     Created(StoredIntent),
@@ -132,6 +144,12 @@ pub enum StoreError {
     Unreadable { id: String, what: String },
     #[error("the transfer intent {0} is not in the store")]
     Missing(String),
+    #[error(
+        "The account holder already has {limit} approval request(s) waiting on their device, the most allowed at \
+         once. Nothing was sent for this transfer: wait until they approve, decline or let one expire (see \
+         get_transfer_status), then ask again."
+    )]
+    TooManyPending { limit: usize },
 }
 
 /// Why [`IntentStore::apply`] did not write.
@@ -219,28 +237,34 @@ impl IntentStore {
         }
     }
 
-    /// Records a new intent in `requesting`, driven by `runner`, unless the owner's
-    /// `idempotency_key` already names one.
+    /// Records a new intent in `requesting` for `holder`, driven by `runner`, unless the holder's
+    /// `idempotency_key` already names one, or the holder already has `max_pending` approval
+    /// requests waiting (checked in the same statement, so concurrent calls cannot overshoot it).
     pub async fn create(
         &self,
-        owner: &str,
+        holder: &Holder,
         idempotency_key: Option<&str>,
         fingerprint: &str,
         terms: &TransferIntent,
         runner: &RunnerId,
+        max_pending: usize,
     ) -> Result<Claim, StoreError> {
         let db = self.db().await?;
         let now = self.clock.now().0;
         let state = IntentState::Requesting;
+        let owner = holder.bank_user.as_str();
+        let subject = (holder.subject != holder.bank_user).then_some(holder.subject.as_str());
         let inserted = sqlx::query(
-            "INSERT INTO transfer_intents (id, owner, idempotency_key, request_fingerprint, reference, from_account_id,
-                 from_label, to_account_id, to_label, amount_minor, currency, memo, status, state, version, runner,
-                 created_at_ms, updated_at_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)
+            "INSERT INTO transfer_intents (id, owner, holder_subject, idempotency_key, request_fingerprint, reference,
+                 from_account_id, from_label, to_account_id, to_label, amount_minor, currency, memo, status, state,
+                 version, runner, created_at_ms, updated_at_ms)
+             SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?
+             WHERE (SELECT COUNT(*) FROM transfer_intents WHERE owner = ? AND status IN (?, ?)) < ?
              ON CONFLICT (owner, idempotency_key) DO NOTHING",
         )
         .bind(&terms.id)
         .bind(owner)
+        .bind(subject)
         .bind(idempotency_key)
         .bind(fingerprint)
         .bind(&terms.reference)
@@ -256,12 +280,21 @@ impl IntentStore {
         .bind(&runner.0)
         .bind(now)
         .bind(now)
+        .bind(owner)
+        .bind(Status::Requesting.as_str())
+        .bind(Status::Pending.as_str())
+        .bind(i64::try_from(max_pending).unwrap_or(i64::MAX))
         .execute(&db.writer)
         .await?;
         if inserted.rows_affected() == 0 {
-            let key = idempotency_key.unwrap_or_default();
-            let existing = self.by_key(owner, key, fingerprint).await?;
-            return existing.map(Claim::Existing).ok_or_else(|| StoreError::KeyReused(key.to_owned()));
+            // Either the key names an intent already (the same terms: follow it; others: refused),
+            // or the holder is at the limit.
+            if let Some(key) = idempotency_key
+                && let Some(existing) = self.by_key(owner, key, fingerprint).await?
+            {
+                return Ok(Claim::Existing(existing));
+            }
+            return Err(StoreError::TooManyPending { limit: max_pending });
         }
         let intent = self.reload(&terms.id).await?;
         self.signal(intent.id(), intent.status());
@@ -335,12 +368,12 @@ impl IntentStore {
         Ok(())
     }
 
-    /// The owner's open intents whose runner is gone (no heartbeat since `stale_after` ago, or
-    /// none at all), each claimed for `runner`. Claiming bumps the version, so the old runner's
-    /// writes fail from now on.
+    /// The open intents whose runner is gone (no heartbeat since `stale_after` ago, or none at
+    /// all), of `owner` or of every holder, each claimed for `runner`. Claiming bumps the version,
+    /// so the old runner's writes fail from now on.
     pub async fn claim_stale(
         &self,
-        owner: &str,
+        owner: Option<&str>,
         runner: &RunnerId,
         stale_after: Duration,
     ) -> Result<Vec<StoredIntent>, StoreError> {
@@ -348,7 +381,7 @@ impl IntentStore {
         let alive_since = self.clock.now().minus(stale_after).0;
         let rows: Vec<Row> = sqlx::query_as(
             "UPDATE transfer_intents SET runner = ?1, version = version + 1
-             WHERE owner = ?2 AND status IN (?4, ?5, ?6, ?7) AND (runner IS NULL OR runner <> ?1)
+             WHERE (?2 IS NULL OR owner = ?2) AND status IN (?4, ?5, ?6, ?7) AND (runner IS NULL OR runner <> ?1)
                AND (runner IS NULL OR runner NOT IN (SELECT id FROM runners WHERE heartbeat_at_ms >= ?3))
              RETURNING *",
         )
@@ -402,6 +435,10 @@ mod tests {
         )
     }
 
+    fn alice() -> Holder {
+        Holder::configured("alice")
+    }
+
     async fn store() -> (tempfile::TempDir, IntentStore, ManualClock) {
         let dir = tempfile::tempdir().unwrap();
         let (clock, hand) = Clock::manual(Millis(1_000_000));
@@ -424,7 +461,7 @@ mod tests {
         let (old, new) = (RunnerId::new(), RunnerId::new());
         store.heartbeat(&old).await.unwrap();
         store.heartbeat(&new).await.unwrap();
-        let Claim::Created(intent) = store.create("alice", None, "f", &terms(), &old).await.unwrap() else {
+        let Claim::Created(intent) = store.create(&alice(), None, "f", &terms(), &old, 10).await.unwrap() else {
             panic!("created")
         };
         let pending = store.apply(&intent, accepted()).await.unwrap();
@@ -432,14 +469,14 @@ mod tests {
         // While the old runner's heartbeat is fresh, nobody takes its intent.
         hand.advance(Duration::from_secs(10));
         store.heartbeat(&new).await.unwrap();
-        assert!(store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap().is_empty());
+        assert!(store.claim_stale(Some("alice"), &new, Duration::from_secs(15)).await.unwrap().is_empty());
 
         // Silent for longer than the stale bound: the intent moves, once, to the runner that asked.
         hand.advance(Duration::from_secs(6));
-        let claimed = store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap();
+        let claimed = store.claim_stale(Some("alice"), &new, Duration::from_secs(15)).await.unwrap();
         assert_eq!(claimed.len(), 1);
         assert_eq!(claimed[0].runner.as_deref(), Some(new.0.as_str()));
-        assert!(store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap().is_empty());
+        assert!(store.claim_stale(Some("alice"), &new, Duration::from_secs(15)).await.unwrap().is_empty());
 
         // The old runner wakes up and tries to record the approval it got: refused.
         let token = crate::ciba::types::Secret::new("t");
@@ -452,16 +489,16 @@ mod tests {
         let (_dir, store, _hand) = store().await;
         let (old, new) = (RunnerId::new(), RunnerId::new());
         store.heartbeat(&old).await.unwrap();
-        store.create("alice", None, "f", &terms(), &old).await.unwrap();
+        store.create(&alice(), None, "f", &terms(), &old, 10).await.unwrap();
         store.retire(&old).await.unwrap();
-        assert_eq!(store.claim_stale("alice", &new, Duration::from_secs(15)).await.unwrap().len(), 1);
+        assert_eq!(store.claim_stale(Some("alice"), &new, Duration::from_secs(15)).await.unwrap().len(), 1);
     }
 
     #[tokio::test]
     async fn a_cancel_and_an_approval_racing_for_one_intent_cannot_both_win() {
         let (_dir, store, _hand) = store().await;
         let runner = RunnerId::new();
-        let Claim::Created(intent) = store.create("alice", None, "f", &terms(), &runner).await.unwrap() else {
+        let Claim::Created(intent) = store.create(&alice(), None, "f", &terms(), &runner, 10).await.unwrap() else {
             panic!("created")
         };
         let pending = store.apply(&intent, accepted()).await.unwrap();
@@ -471,6 +508,52 @@ mod tests {
         let approved = store.apply(&pending, Event::Approved { token, token_expires_at: Millis(2_000_000) }).await;
         assert!(matches!(approved, Err(ApplyError::Conflict(_))));
         assert_eq!(store.reload(pending.id()).await.unwrap().status(), Status::Cancelled);
+    }
+
+    #[tokio::test]
+    async fn a_holder_at_the_pending_limit_is_refused_until_one_is_decided_and_others_are_not_held_up() {
+        let (_dir, store, _hand) = store().await;
+        let runner = RunnerId::new();
+        let mut waiting = Vec::new();
+        for key in ["k1", "k2", "k3"] {
+            let Claim::Created(intent) = store.create(&alice(), Some(key), key, &terms(), &runner, 3).await.unwrap()
+            else {
+                panic!("created")
+            };
+            waiting.push(store.apply(&intent, accepted()).await.unwrap());
+        }
+        let refused = store.create(&alice(), Some("k4"), "k4", &terms(), &runner, 3).await;
+        assert!(matches!(refused, Err(StoreError::TooManyPending { limit: 3 })), "{refused:?}");
+        assert!(store.by_key("alice", "k4", "k4").await.unwrap().is_none(), "a refusal records nothing");
+
+        // A retry of a key already used follows its intent, at the limit too.
+        let retry = store.create(&alice(), Some("k2"), "k2", &terms(), &runner, 3).await.unwrap();
+        assert!(matches!(retry, Claim::Existing(ref intent) if intent.id() == waiting[1].id()));
+
+        // Another holder has limits of their own.
+        let bob = Holder { subject: "auth0|bob".into(), bank_user: "bob".into() };
+        let Claim::Created(bobs) = store.create(&bob, None, "b", &terms(), &runner, 3).await.unwrap() else {
+            panic!("created")
+        };
+        assert_eq!((bobs.owner.as_str(), bobs.subject()), ("bob", "auth0|bob"));
+
+        // Once one of alice's requests is decided, she may ask again.
+        store.apply(&waiting[0], Event::Denied).await.unwrap();
+        let again = store.create(&alice(), Some("k4"), "k4", &terms(), &runner, 3).await.unwrap();
+        assert!(matches!(again, Claim::Created(ref intent) if intent.subject() == "alice"));
+    }
+
+    #[tokio::test]
+    async fn a_server_for_every_holder_takes_over_every_holders_intents() {
+        let (_dir, store, _hand) = store().await;
+        let (old, new) = (RunnerId::new(), RunnerId::new());
+        store.heartbeat(&old).await.unwrap();
+        store.create(&alice(), None, "f", &terms(), &old, 10).await.unwrap();
+        store.create(&Holder::configured("bob"), None, "f", &terms(), &old, 10).await.unwrap();
+        store.retire(&old).await.unwrap();
+        assert_eq!(store.claim_stale(Some("bob"), &new, Duration::from_secs(15)).await.unwrap().len(), 1);
+        let rest = store.claim_stale(None, &new, Duration::from_secs(15)).await.unwrap();
+        assert_eq!(rest.iter().map(|intent| intent.owner.as_str()).collect::<Vec<_>>(), ["alice"]);
     }
 
     #[tokio::test]

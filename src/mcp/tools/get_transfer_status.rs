@@ -67,7 +67,8 @@ impl BankguardServer {
         let backends = &self.backends;
         backends.start().await?;
         let intent_id = args.intent_id.as_str();
-        let intent = backends.store().get(&backends.user, intent_id).await?.ok_or_else(|| {
+        let holder = self.holder(context)?;
+        let intent = backends.store().get(&holder.bank_user, intent_id).await?.ok_or_else(|| {
             ToolFailure::Invalid(format!("There is no transfer intent {intent_id:?} for this account holder."))
         })?;
         let mut progress = self.progress(context, backends.limits.requested_expiry, &intent);

@@ -4,7 +4,8 @@
 use rmcp::handler::server::common::schema_for_output;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ContentBlock};
-use rmcp::{ErrorData, tool, tool_router};
+use rmcp::service::RequestContext;
+use rmcp::{ErrorData, RoleServer, tool, tool_router};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -41,11 +42,12 @@ impl BankguardServer {
     pub async fn list_accounts(
         &self,
         Parameters(arguments): Parameters<Arguments<NoArguments>>,
+        context: RequestContext<RoleServer>,
     ) -> Result<CallToolResult, ErrorData> {
         if let Err(refused) = arguments.check() {
             return Ok(CallToolResult::error(vec![ContentBlock::text(refused.to_string())]));
         }
-        Ok(match self.accounts().await {
+        Ok(match self.accounts(&context).await {
             Ok(accounts) => {
                 let lines: Vec<String> = accounts
                     .iter()
@@ -60,7 +62,9 @@ impl BankguardServer {
 }
 
 impl BankguardServer {
-    pub(crate) async fn accounts(&self) -> Result<Vec<Account>, ToolFailure> {
-        Ok(self.backends.bank.accounts(&self.backends.user).await?)
+    /// The accounts of the holder this call acts for.
+    pub(crate) async fn accounts(&self, context: &RequestContext<RoleServer>) -> Result<Vec<Account>, ToolFailure> {
+        let holder = self.holder(context)?;
+        Ok(self.backends.bank.accounts(&holder.bank_user).await?)
     }
 }

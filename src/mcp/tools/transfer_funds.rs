@@ -25,6 +25,7 @@ use serde::Deserialize;
 
 use super::super::BankguardServer;
 use super::super::follow::{Followed, follow};
+use super::super::holder::Holder;
 use super::super::intent::{AccountLabel, TransferIntent};
 use super::super::lifecycle::{Claim, StoredIntent};
 use super::super::progress::ProgressReporter;
@@ -106,9 +107,10 @@ impl BankguardServer {
     ) -> Result<Option<StoredIntent>, ToolFailure> {
         let backends = &self.backends;
         let args = arguments.check()?;
+        let holder = self.holder(context)?;
         backends.start().await?;
         let store = backends.store();
-        let owner = backends.user.as_str();
+        let owner = holder.bank_user.as_str();
         let checked = check_offline(&args, backends.limits.max_transfer)?;
         let key = args.idempotency_key.as_ref().map(IdempotencyKey::as_str);
         let fingerprint = fingerprint(&args, &checked);
@@ -119,11 +121,12 @@ impl BankguardServer {
             return self.watch(existing, context, false).await;
         }
 
-        let intent = self.check_with_bank(&args, checked).await?;
+        let intent = self.check_with_bank(&holder, &args, checked).await?;
         if context.ct.is_cancelled() {
             return Ok(None);
         }
-        match store.create(owner, key, &fingerprint, &intent, &backends.runner.id).await? {
+        let max_pending = backends.limits.max_pending_per_holder;
+        match store.create(&holder, key, &fingerprint, &intent, &backends.runner.id, max_pending).await? {
             Claim::Existing(existing) => self.watch(existing, context, false).await,
             Claim::Created(created) => {
                 backends.runner.drive(created.clone(), false);
@@ -188,9 +191,14 @@ impl BankguardServer {
 
     /// The checks that need the bank: both accounts exist, the source is the holder's, the currencies
     /// agree, and the balance covers the amount.
-    async fn check_with_bank(&self, args: &TransferArgs, checked: Checked) -> Result<TransferIntent, ToolFailure> {
+    async fn check_with_bank(
+        &self,
+        holder: &Holder,
+        args: &TransferArgs,
+        checked: Checked,
+    ) -> Result<TransferIntent, ToolFailure> {
         let bank = &self.backends.bank;
-        let accounts = bank.accounts(&self.backends.user).await?;
+        let accounts = bank.accounts(&holder.bank_user).await?;
         let find = |id: &AccountId| accounts.iter().find(|a| a.id == id.as_str());
         let Some(source) = find(&args.from_account_id) else {
             return Err(match bank.payee(args.from_account_id.as_str()).await? {

@@ -6,6 +6,9 @@
 //! - [`lines`]: stdio, one message per line; a line that is not a message is answered, not dropped.
 //! - [`gate`]: in front of rmcp over HTTP: bodies that are not messages get 400 and their JSON-RPC
 //!   error, and the number of live sessions is bounded.
+//! - [`oauth`]: with `mcp.auth = "oauth"`, in front of the gate: the endpoint as an OAuth protected
+//!   resource, each request acting for the holder its access token names. With `mcp.auth = "none"`
+//!   every request acts for `mcp.user`, and the endpoint refuses to listen beyond loopback.
 //!
 //! In ping mode the HTTP server also exposes `POST /ciba/notify`: the provider's ping, authenticated
 //! by the `client_notification_token` of one waiting request, wakes that wait at once.
@@ -13,6 +16,7 @@
 pub mod frames;
 pub mod gate;
 pub mod lines;
+pub mod oauth;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,9 +36,10 @@ use tokio_util::sync::CancellationToken;
 use super::cancellation::{Calls, CancelFirst};
 use super::lifecycle::Waits;
 use super::{Backends, BankguardServer};
-use crate::config::McpConfig;
+use crate::config::{Config, McpAuth, McpConfig};
 use gate::Gate;
 use lines::LineTransport;
+use oauth::ProtectedResource;
 
 /// The MCP endpoint's path.
 pub const MCP_PATH: &str = "/mcp";
@@ -51,6 +56,12 @@ pub enum TransportError {
     Http(std::io::Error),
     #[error("the MCP server cannot start: {0}")]
     Start(String),
+    #[error(
+        "mcp.auth = \"none\" acts for mcp.user without any sign-in, so the MCP endpoint only listens on loopback, \
+         and {0} is not: set mcp.auth = \"oauth\" (every client then signs in as its holder), or listen on \
+         127.0.0.1"
+    )]
+    NoAuthBeyondLoopback(SocketAddr),
 }
 
 /// Serves one client over stdin/stdout until it disconnects, then hands the open intents back.
@@ -88,15 +99,19 @@ pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> 
     result
 }
 
-/// The HTTP application: `/mcp` behind its [`gate`], and `/ciba/notify` in ping mode.
-pub fn http_router(backends: Arc<Backends>, config: &McpConfig, stop: CancellationToken) -> Router {
+/// The HTTP application: `/mcp` behind its [`gate`] (and, with `mcp.auth = "oauth"`, behind
+/// [`oauth::require_token`], with the resource's metadata beside it), and `/ciba/notify` in ping mode.
+pub fn http_router(
+    backends: Arc<Backends>,
+    config: &McpConfig,
+    protected: Option<Arc<ProtectedResource>>,
+    sessions: Arc<LocalSessionManager>,
+    stop: CancellationToken,
+) -> Router {
     let settings = StreamableHttpServerConfig::default()
         .with_allowed_hosts(config.allowed_hosts.clone())
         .with_allowed_origins(config.allowed_origins.clone())
         .with_cancellation_token(stop);
-    let mut sessions = LocalSessionManager::default();
-    sessions.session_config.keep_alive = Some(Duration::from_secs(config.session_idle_seconds));
-    let sessions = Arc::new(sessions);
     let gate = Arc::new(Gate::new(
         sessions.clone(),
         config.max_sessions,
@@ -110,7 +125,11 @@ pub fn http_router(backends: Arc<Backends>, config: &McpConfig, stop: Cancellati
         sessions,
         settings,
     );
-    let router = Router::new().nest_service(MCP_PATH, service).layer(from_fn_with_state(gate, gate::guard));
+    let mut router = Router::new().nest_service(MCP_PATH, service).layer(from_fn_with_state(gate, gate::guard));
+    if let Some(protected) = protected {
+        router = router.layer(from_fn_with_state(protected.clone(), oauth::require_token));
+        router = router.merge(protected.metadata_routes());
+    }
     match pings {
         Some(pings) => router.route(NOTIFY_PATH, post(notify).with_state(pings)),
         None => router,
@@ -140,15 +159,29 @@ impl RunningHttp {
     pub async fn start(
         listener: TcpListener,
         backends: Arc<Backends>,
-        config: &McpConfig,
+        config: &Config,
     ) -> Result<Self, TransportError> {
         let address = listener.local_addr().map_err(TransportError::Http)?;
+        let mut sessions = LocalSessionManager::default();
+        sessions.session_config.keep_alive = Some(Duration::from_secs(config.mcp.session_idle_seconds));
+        let sessions = Arc::new(sessions);
+        let protected = match config.mcp.auth {
+            McpAuth::None if !address.ip().is_loopback() => return Err(TransportError::NoAuthBeyondLoopback(address)),
+            McpAuth::None => None,
+            McpAuth::Oauth => {
+                let protected = ProtectedResource::new(config, address, sessions.clone())
+                    .map_err(|e| TransportError::Start(e.to_string()))?;
+                protected.prefetch_keys().await;
+                tracing::info!(resource = %protected.resource(), "MCP clients sign in (mcp.auth = \"oauth\")");
+                Some(Arc::new(protected))
+            }
+        };
         if !address.ip().is_loopback() {
             tracing::warn!(%address, "the MCP endpoint is listening beyond loopback");
         }
         backends.start().await.map_err(|e| TransportError::Start(e.to_string()))?;
         let stop = CancellationToken::new();
-        let router = http_router(backends.clone(), config, stop.child_token());
+        let router = http_router(backends.clone(), &config.mcp, protected, sessions, stop.child_token());
         let shutdown = stop.clone();
         let task = tokio::spawn(async move {
             crate::http_server::serve(listener, router, async move { shutdown.cancelled().await }).await
