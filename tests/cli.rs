@@ -263,6 +263,23 @@ fn the_mcp_json_example_starts_bankguard_serve_over_stdio() {
 }
 
 #[test]
+fn serve_without_sign_in_refuses_to_listen_beyond_loopback_and_says_what_to_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bankguard()
+        .current_dir(dir.path())
+        .env("BANKGUARD_MCP__CLIENT_SECRET", "not-used")
+        .args(["serve", "--transport", "http", "--listen", "0.0.0.0:0"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains(r#"mcp.auth = "none" acts for mcp.user without any sign-in"#), "{stderr}");
+    assert!(stderr.contains("0.0.0.0:"), "{stderr}");
+    assert!(stderr.contains(r#"set mcp.auth = "oauth""#), "{stderr}");
+}
+
+#[test]
 fn approve_without_a_running_dev_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let output = bankguard().current_dir(dir.path()).args(["approve", "--latest"]).output().unwrap();

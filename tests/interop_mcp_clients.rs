@@ -11,42 +11,16 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
 use support::mcp::McpStack;
+use support::peers::{INSTALL_HINT, Run, node, peer_file, python, read_json, repo, run};
 
 /// How long the holder looks at their phone before deciding.
 const DECIDE_AFTER: Duration = Duration::from_millis(300);
-/// The most one client run may take; the scripts' own tool-call timeout (30 s) is below it.
-const CLIENT_LIMIT: Duration = Duration::from_secs(45);
-
-const INSTALL_HINT: &str = "run ./scripts/install-peers.sh (it installs Node 22 into .peers/node22, the npm peers into \
-                            tests/interop/*/node_modules and the Python SDK into .peers/venv)";
-
-fn repo(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// `path`, which must exist, or a failure that says how to install it.
-fn peer_file(path: &str, what: &str) -> PathBuf {
-    let path = repo(path);
-    assert!(path.exists(), "{what} is missing at {}: {INSTALL_HINT}", path.display());
-    path
-}
-
-fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-}
-
-fn node() -> PathBuf {
-    peer_file(".peers/node22/node_modules/.bin/node", "Node 22")
-}
-
 /// The installed version of an npm package of tests/interop/mcp-clients, which must be the one package.json pins.
 fn npm_package(name: &str) -> (PathBuf, Value) {
     let pinned = read_json(&repo("tests/interop/mcp-clients/package.json"))["dependencies"][name].clone();
@@ -68,10 +42,7 @@ impl Sdk {
     /// The interpreter and the script it runs.
     fn command(self) -> (PathBuf, PathBuf) {
         match self {
-            Sdk::Python => (
-                peer_file(".peers/venv/bin/python", "the Python virtualenv with the MCP SDK"),
-                repo("tests/interop/python/mcp_client.py"),
-            ),
+            Sdk::Python => (python(), repo("tests/interop/python/mcp_client.py")),
             Sdk::TypeScript => {
                 npm_package("@modelcontextprotocol/sdk");
                 (node(), repo("tests/interop/mcp-clients/client.mjs"))
@@ -102,79 +73,6 @@ enum Transport {
     Stdio,
     /// The client speaks to the stack's MCP endpoint.
     StreamableHttp,
-}
-
-/// What a client script printed.
-struct Run {
-    events: Vec<Value>,
-    transcript: String,
-}
-
-impl Run {
-    fn all(&self, event: &str) -> Vec<&Value> {
-        self.events.iter().filter(|e| e["event"] == event).collect()
-    }
-
-    fn one(&self, event: &str) -> &Value {
-        match self.all(event).as_slice() {
-            [only] => only,
-            other => panic!("expected one {event} event, got {}\n{}", other.len(), self.transcript),
-        }
-    }
-
-    fn transfer(&self, scenario: &str) -> &Value {
-        let found: Vec<_> = self.all("transfer").into_iter().filter(|e| e["scenario"] == scenario).collect();
-        assert_eq!(found.len(), 1, "one {scenario} transfer result\n{}", self.transcript);
-        found[0]
-    }
-
-    fn progress_messages(&self, scenario: &str) -> Vec<String> {
-        self.all("progress")
-            .into_iter()
-            .filter(|e| e["scenario"] == scenario)
-            .filter_map(|e| e["message"].as_str().map(str::to_owned))
-            .collect()
-    }
-}
-
-/// Runs `program args`, failing with everything it printed if it fails or outlives [`CLIENT_LIMIT`].
-async fn run(program: &Path, args: &[String], home: Option<&Path>) -> Run {
-    let mut command = tokio::process::Command::new(program);
-    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BANKGUARD_")) {
-        command.env_remove(key);
-    }
-    if let Some(home) = home {
-        command.env("HOME", home);
-    }
-    command
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
-    let shown = format!("{} {}", program.display(), args.join(" "));
-    let child = command.spawn().unwrap_or_else(|e| panic!("cannot start {shown}: {e}"));
-    let output = tokio::time::timeout(CLIENT_LIMIT, child.wait_with_output())
-        .await
-        .unwrap_or_else(|_| panic!("{shown} did not finish within {CLIENT_LIMIT:?}"))
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let transcript = format!("$ {shown}\n--- stdout\n{stdout}--- stderr\n{stderr}");
-    let hint =
-        if ["ModuleNotFoundError", "ERR_MODULE_NOT_FOUND", "Cannot find module"].iter().any(|m| stderr.contains(m)) {
-            format!("\na peer is missing or incomplete: {INSTALL_HINT}")
-        } else {
-            String::new()
-        };
-    assert!(output.status.success(), "the client failed ({}){hint}\n{transcript}", output.status);
-    let events = stdout
-        .lines()
-        .filter(|line| line.starts_with('{'))
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}\n{transcript}")))
-        .collect();
-    Run { events, transcript }
 }
 
 /// Runs `sdk`'s client script over `transport` with `scenarios` in one session, while the holder makes

@@ -25,11 +25,12 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout};
 
-use bankguard::config::{ClientAuthMethod, Config, DeliveryMode};
+use bankguard::config::{ClientAuthMethod, Config, DeliveryMode, McpAuth};
 use bankguard::devstack::bank_api::BankApi;
 use bankguard::mcp::Backends;
 use bankguard::mcp::transport::RunningHttp;
 use support::mcp::{Client, Recorder, call, is_error, text};
+use support::peers::{python, repo, run};
 
 const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/oidc-provider");
 const NODE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/node22/node_modules/.bin/node");
@@ -71,11 +72,12 @@ struct OidcProvider {
 }
 
 impl OidcProvider {
-    /// `ping_endpoint`: where the ping client's notifications go (bankguard's `/ciba/notify`).
-    async fn start(ping_endpoint: &str) -> Self {
+    /// `ping_endpoint`: where the ping client's notifications go (bankguard's `/ciba/notify`);
+    /// `mcp_resource`: bankguard's MCP endpoint, for MCP clients that sign in here.
+    async fn start(ping_endpoint: &str, mcp_resource: &str) -> Self {
         let mut child = tokio::process::Command::new(node())
             .arg("provider.mjs")
-            .args(["--port", "0", "--ping-endpoint", ping_endpoint])
+            .args(["--port", "0", "--ping-endpoint", ping_endpoint, "--mcp-resource", mcp_resource])
             .current_dir(PEER_DIR)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -164,9 +166,9 @@ impl Interop {
     async fn start(configure: impl FnOnce(&mut Config)) -> Self {
         let mcp_listener = RunningHttp::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let mcp_address = mcp_listener.local_addr().unwrap();
-        let provider = Arc::new(
-            OidcProvider::start(&format!("http://{mcp_address}{}", bankguard::mcp::transport::NOTIFY_PATH)).await,
-        );
+        let ping_endpoint = format!("http://{mcp_address}{}", bankguard::mcp::transport::NOTIFY_PATH);
+        let mcp_resource = format!("http://{mcp_address}{}", bankguard::mcp::transport::MCP_PATH);
+        let provider = Arc::new(OidcProvider::start(&ping_endpoint, &mcp_resource).await);
 
         // The bank API trusts only oidc-provider, whose keys it finds through discovery and the JWKS.
         let bank_data = tempfile::tempdir().unwrap();
@@ -336,4 +338,46 @@ async fn in_ping_mode_the_providers_ping_ends_the_wait_before_the_first_poll() {
     // Without the ping the first poll would come 5 s after the request (no `interval` from oidc-provider).
     assert!(started.elapsed() < Duration::from_secs(4), "took {:?}: the ping did not wake the wait", started.elapsed());
     assert_eq!(stack.balances().await, moved(before, "acc_alice_chk", "acc_bob_chk", 1234));
+}
+
+/// The official Python SDK's OAuth client signs in at oidc-provider (an authorization server no one here wrote)
+/// and uses the tools as the holder it signed in as: bankguard's resource server finds oidc-provider's keys through
+/// its metadata and accepts its JWT access tokens for the MCP endpoint, and nothing else.
+#[tokio::test]
+async fn an_mcp_client_signs_in_at_oidc_provider_and_acts_for_that_holder() {
+    let stack = Interop::start(|config| config.mcp.auth = McpAuth::Oauth).await;
+    let before = stack.balances().await;
+    let url = stack.mcp.url();
+    let holder = stack.decide_next("approve");
+
+    let alice = run(
+        &python(),
+        &[script(), "--url".into(), url.clone(), "--user".into(), "alice".into(), "--transfer".into()],
+        None,
+    )
+    .await;
+
+    let request = holder.await.unwrap();
+    assert_eq!(request["subject"], "alice", "the approval went to the holder who signed in");
+    let signed_in = alice.one("signed_in");
+    assert!(signed_in["pages"].as_u64().unwrap() >= 1, "the person filled the sign-in page\n{}", alice.transcript);
+    assert!(signed_in["client_id"].is_string(), "the SDK registered itself\n{}", alice.transcript);
+    for listed in alice.all("list_accounts") {
+        assert_eq!(listed["ids"], json!(["acc_alice_chk", "acc_alice_eur", "acc_alice_sav"]), "{}", alice.transcript);
+    }
+    let transfer = alice.one("transfer");
+    assert_eq!(transfer["status"], "completed", "{}", alice.transcript);
+    assert_eq!(stack.balances().await, moved(before, "acc_alice_chk", "acc_bob_chk", 1200));
+    let refreshed = alice.one("refreshed");
+    assert_eq!(
+        refreshed,
+        &json!({"event": "refreshed", "access_changed": true, "refresh_changed": true, "had_refresh_token": true})
+    );
+
+    let bob = run(&python(), &[script(), "--url".into(), url, "--user".into(), "bob".into()], None).await;
+    assert_eq!(bob.all("list_accounts")[0]["ids"], json!(["acc_bob_chk", "acc_bob_sav"]), "{}", bob.transcript);
+}
+
+fn script() -> String {
+    repo("tests/interop/python/mcp_oauth_client.py").display().to_string()
 }

@@ -14,6 +14,7 @@ pub mod dev;
 pub mod fault_proxy;
 pub mod faulty;
 pub mod mcp;
+pub mod peers;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

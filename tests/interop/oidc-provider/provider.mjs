@@ -2,7 +2,8 @@
 // (tests/interop_oidc_provider.rs). Not bankguard code: a second, unrelated implementation of CIBA,
 // RFC 8707 resource indicators, RFC 9396 rich authorization requests and RFC 9068 JWT access tokens.
 //
-//   node provider.mjs [--port N] [--ping-endpoint URL]      (or PORT / PING_ENDPOINT in the environment)
+//   node provider.mjs [--port N] [--ping-endpoint URL] [--mcp-resource URL]
+//   (or PORT / PING_ENDPOINT / MCP_RESOURCE in the environment)
 //
 // Listens on 127.0.0.1:N (0, the default, picks a free port) and, once listening, prints its issuer
 // URL alone on the first line of stdout. Logs go to stderr. Exits when stdin closes, so it never
@@ -15,6 +16,12 @@
 // Registered clients (client_secret_basic, CIBA + client credentials):
 //   bankguard-interop       poll mode
 //   bankguard-interop-ping  ping mode, only when --ping-endpoint is given
+//
+// With --mcp-resource, it is also the authorization server of MCP clients that sign in to bankguard's MCP
+// endpoint (mcp.auth = "oauth"): open dynamic client registration (RFC 7591), the authorization code flow with
+// PKCE, `resource` (RFC 8707) naming the MCP endpoint, whose JWT access tokens carry scope mcp:tools, and
+// rotating refresh tokens. The person signing in uses this script's own page at /interaction/:uid (pick alice or
+// bob, then allow or deny), since the provider's built-in development pages are switched off.
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
 import { parseArgs } from 'node:util';
@@ -35,8 +42,10 @@ const DECIMAL_AMOUNT = /^(0|[1-9][0-9]*)(\.[0-9]{1,2})?$/;
 const MAX_REQUEST_TTL = 300;
 
 const { values: args } = parseArgs({
-  options: { port: { type: 'string' }, 'ping-endpoint': { type: 'string' } },
+  options: { port: { type: 'string' }, 'ping-endpoint': { type: 'string' }, 'mcp-resource': { type: 'string' } },
 });
+const mcpResource = args['mcp-resource'] ?? process.env.MCP_RESOURCE;
+const MCP_TOOLS = 'mcp:tools';
 const port = Number(args.port ?? process.env.PORT ?? 0);
 const pingEndpoint = args['ping-endpoint'] ?? process.env.PING_ENDPOINT;
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
@@ -105,9 +114,17 @@ const configuration = {
     return { accountId: id, claims: async () => ({ sub: id }) };
   },
   extraParams: ['audience'],
+  // What a client may register or ask for by name; the APIs' own scopes come with their resource (below).
+  scopes: ['openid', 'offline_access', MCP_TOOLS],
+  interactions: { url: async (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  // MCP clients are public clients: a refresh token whenever the client registered the grant (rotated on use).
+  async issueRefreshToken(_ctx, client) {
+    return client.grantTypeAllowed('refresh_token');
+  },
   features: {
     devInteractions: { enabled: false },
     clientCredentials: { enabled: true },
+    registration: { enabled: !!mcpResource },
     ciba: {
       enabled: true,
       deliveryModes: ['poll', 'ping'],
@@ -161,6 +178,15 @@ const configuration = {
       // The CIBA token request names no resource: use the one the backchannel request was granted.
       useGrantedResource: async () => true,
       async getResourceServerInfo(ctx, resourceIndicator) {
+        if (mcpResource && resourceIndicator === mcpResource) {
+          return {
+            scope: MCP_TOOLS,
+            audience: mcpResource,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 300,
+            jwt: { sign: { alg: 'RS256' } },
+          };
+        }
         if (resourceIndicator !== AUDIENCE) throw new errors.InvalidTarget(`unknown audience ${resourceIndicator}`);
         // The server's own token (client credentials) may read, never move money.
         const ownToken = ctx.oidc.route === 'token' && ctx.oidc.params.grant_type === 'client_credentials';
@@ -272,6 +298,56 @@ async function testApi(provider, req, res) {
   }
 }
 
+function escapeHtml(text) {
+  return String(text).replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+async function readForm(req) {
+  const chunks = [];
+  for await (const chunk of req) chunks.push(chunk);
+  return new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+}
+
+/** The person signing in: this test page, then the grant of exactly what the client asked for the MCP endpoint. */
+async function interaction(provider, req, res) {
+  try {
+    const details = await provider.interactionDetails(req, res);
+    const { uid, params } = details;
+    if (req.method === 'GET') {
+      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      return res.end(`<!doctype html><title>Sign in (interop test page)</title>
+<p>Sign in to <b>${escapeHtml(params.client_id)}</b> for ${escapeHtml(params.resource ?? 'no resource')}
+ (scope ${escapeHtml(params.scope ?? '')})</p>
+<form method="post" action="/interaction/${escapeHtml(uid)}">
+<label><input type="radio" name="user" value="alice"> alice</label>
+<label><input type="radio" name="user" value="bob"> bob</label>
+<button type="submit" name="decision" value="allow">Sign in and allow</button>
+<button type="submit" name="decision" value="deny">Deny</button>
+</form>`);
+    }
+    const form = await readForm(req);
+    if (form.get('decision') !== 'allow') {
+      return provider.interactionFinished(req, res, { error: 'access_denied', error_description: 'the holder declined' });
+    }
+    const user = form.get('user');
+    if (!ACCOUNTS.has(user)) return json(res, 400, { error: `no such holder ${user}` });
+    const grant = new provider.Grant({ accountId: user, clientId: params.client_id });
+    const scopes = String(params.scope ?? '').split(' ').filter(Boolean);
+    // The scopes a client may ask for by name (`scopes` above) are granted as such, mcp:tools also for the resource.
+    const oidc = scopes.filter((scope) => configuration.scopes.includes(scope));
+    if (oidc.length) grant.addOIDCScope(oidc.join(' '));
+    if (params.resource) grant.addResourceScope(params.resource, scopes.filter((scope) => scope === MCP_TOOLS).join(' '));
+    const grantId = await grant.save();
+    console.error(`interaction: ${user} signed in to ${params.client_id} for ${params.resource}`);
+    return provider.interactionFinished(req, res, { login: { accountId: user }, consent: { grantId } }, {
+      mergeWithLastSubmission: false,
+    });
+  } catch (error) {
+    console.error('interaction:', error);
+    return json(res, 400, { error: String(error?.message ?? error) });
+  }
+}
+
 const server = http.createServer();
 server.listen(port, '127.0.0.1', () => {
   const issuer = `http://127.0.0.1:${server.address().port}`;
@@ -282,6 +358,7 @@ server.listen(port, '127.0.0.1', () => {
   const callback = provider.callback();
   server.on('request', (req, res) => {
     if (req.url.startsWith('/test/')) return testApi(provider, req, res);
+    if (mcpResource && req.url.startsWith('/interaction/')) return interaction(provider, req, res);
     return callback(req, res);
   });
   process.stdout.write(`${issuer}\n`);
