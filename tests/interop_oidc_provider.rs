@@ -30,7 +30,7 @@ use bankguard::devstack::bank_api::BankApi;
 use bankguard::mcp::Backends;
 use bankguard::mcp::transport::RunningHttp;
 use support::mcp::{Client, Recorder, call, is_error, text};
-use support::peers::{python, repo, run};
+use support::peers::OAuthSdk;
 
 const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/oidc-provider");
 const NODE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/.peers/node22/node_modules/.bin/node");
@@ -340,44 +340,37 @@ async fn in_ping_mode_the_providers_ping_ends_the_wait_before_the_first_poll() {
     assert_eq!(stack.balances().await, moved(before, "acc_alice_chk", "acc_bob_chk", 1234));
 }
 
-/// The official Python SDK's OAuth client signs in at oidc-provider (an authorization server no one here wrote)
-/// and uses the tools as the holder it signed in as: bankguard's resource server finds oidc-provider's keys through
-/// its metadata and accepts its JWT access tokens for the MCP endpoint, and nothing else.
+/// Each official SDK's OAuth client signs in at oidc-provider (an authorization server no one here wrote) and uses
+/// the tools as the holder it signed in as: bankguard's resource server finds oidc-provider's keys through its
+/// metadata and accepts its JWT access tokens for the MCP endpoint.
 #[tokio::test]
-async fn an_mcp_client_signs_in_at_oidc_provider_and_acts_for_that_holder() {
+async fn mcp_clients_sign_in_at_oidc_provider_and_act_for_that_holder() {
     let stack = Interop::start(|config| config.mcp.auth = McpAuth::Oauth).await;
-    let before = stack.balances().await;
     let url = stack.mcp.url();
-    let holder = stack.decide_next("approve");
+    for sdk in OAuthSdk::BOTH {
+        let before = stack.balances().await;
+        let holder = stack.decide_next("approve");
 
-    let alice = run(
-        &python(),
-        &[script(), "--url".into(), url.clone(), "--user".into(), "alice".into(), "--transfer".into()],
-        None,
-    )
-    .await;
+        let alice = sdk.sign_in_and_use(&url, "alice", true).await;
 
-    let request = holder.await.unwrap();
-    assert_eq!(request["subject"], "alice", "the approval went to the holder who signed in");
-    let signed_in = alice.one("signed_in");
-    assert!(signed_in["pages"].as_u64().unwrap() >= 1, "the person filled the sign-in page\n{}", alice.transcript);
-    assert!(signed_in["client_id"].is_string(), "the SDK registered itself\n{}", alice.transcript);
-    for listed in alice.all("list_accounts") {
-        assert_eq!(listed["ids"], json!(["acc_alice_chk", "acc_alice_eur", "acc_alice_sav"]), "{}", alice.transcript);
+        let request = holder.await.unwrap();
+        assert_eq!(request["subject"], "alice", "{sdk:?}: the approval went to the holder who signed in");
+        let signed_in = alice.one("signed_in");
+        assert!(signed_in["pages"].as_u64().unwrap() >= 1, "{sdk:?} filled the sign-in page\n{}", alice.transcript);
+        assert!(signed_in["client_id"].is_string(), "{sdk:?} registered itself\n{}", alice.transcript);
+        for listed in alice.all("list_accounts") {
+            let ids = json!(["acc_alice_chk", "acc_alice_eur", "acc_alice_sav"]);
+            assert_eq!(listed["ids"], ids, "{sdk:?}\n{}", alice.transcript);
+        }
+        assert_eq!(alice.all("list_accounts").len(), 2, "{sdk:?}\n{}", alice.transcript);
+        assert_eq!(alice.one("transfer")["status"], "completed", "{sdk:?}\n{}", alice.transcript);
+        assert_eq!(stack.balances().await, moved(before, "acc_alice_chk", "acc_bob_chk", 1200));
+        let refreshed = alice.one("refreshed");
+        let rotated =
+            json!({"event": "refreshed", "access_changed": true, "refresh_changed": true, "had_refresh_token": true});
+        assert_eq!(refreshed, &rotated, "{sdk:?}\n{}", alice.transcript);
+
+        let bob = sdk.sign_in_and_use(&url, "bob", false).await;
+        assert_eq!(bob.all("list_accounts")[0]["ids"], json!(["acc_bob_chk", "acc_bob_sav"]), "{}", bob.transcript);
     }
-    let transfer = alice.one("transfer");
-    assert_eq!(transfer["status"], "completed", "{}", alice.transcript);
-    assert_eq!(stack.balances().await, moved(before, "acc_alice_chk", "acc_bob_chk", 1200));
-    let refreshed = alice.one("refreshed");
-    assert_eq!(
-        refreshed,
-        &json!({"event": "refreshed", "access_changed": true, "refresh_changed": true, "had_refresh_token": true})
-    );
-
-    let bob = run(&python(), &[script(), "--url".into(), url, "--user".into(), "bob".into()], None).await;
-    assert_eq!(bob.all("list_accounts")[0]["ids"], json!(["acc_bob_chk", "acc_bob_sav"]), "{}", bob.transcript);
-}
-
-fn script() -> String {
-    repo("tests/interop/python/mcp_oauth_client.py").display().to_string()
 }

@@ -112,3 +112,29 @@ pub async fn run(program: &Path, args: &[String], home: Option<&Path>) -> Run {
         .collect();
     Run { events, transcript }
 }
+
+/// The official SDKs whose OAuth client scripts sign in to bankguard and tell the same story as JSON lines
+/// (`tests/interop/python/mcp_oauth_client.py`, `tests/interop/mcp-clients/oauth_client.mjs`).
+#[derive(Clone, Copy, Debug)]
+pub enum OAuthSdk {
+    Python,
+    TypeScript,
+}
+
+impl OAuthSdk {
+    pub const BOTH: [OAuthSdk; 2] = [OAuthSdk::Python, OAuthSdk::TypeScript];
+
+    /// Signs in at `url` as `user` through the full flow, lists the accounts, with `transfer` asks for one
+    /// (decided by the test meanwhile), then makes the SDK refresh its token.
+    pub async fn sign_in_and_use(self, url: &str, user: &str, transfer: bool) -> Run {
+        let (program, script) = match self {
+            OAuthSdk::Python => (python(), repo("tests/interop/python/mcp_oauth_client.py")),
+            OAuthSdk::TypeScript => (node(), peer_file("tests/interop/mcp-clients/oauth_client.mjs", "the TS client")),
+        };
+        let mut args = vec![script.display().to_string(), "--url".into(), url.into(), "--user".into(), user.into()];
+        if transfer {
+            args.push("--transfer".into());
+        }
+        run(&program, &args, None).await
+    }
+}
