@@ -343,3 +343,23 @@ async fn without_sign_in_the_endpoint_refuses_to_listen_beyond_loopback() {
     let started = RunningHttp::start(beyond, backends, &config).await.expect("with sign-in it may");
     started.shutdown().await.unwrap();
 }
+
+#[tokio::test]
+async fn while_the_authorization_servers_keys_cannot_be_fetched_requests_are_asked_to_retry() {
+    let unreachable = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let issuer = format!("http://{}", unreachable.local_addr().unwrap());
+    drop(unreachable);
+    let stack = McpStack::start_with(|config, _| {
+        config.mcp.auth = McpAuth::Oauth;
+        config.mcp.oauth.issuer = Some(issuer);
+    })
+    .await;
+    let some_issuer = TestIssuer::start().await;
+
+    let waiting = post(&stack, Some(&token_for(&some_issuer, &stack, "alice")), None, &initialize()).await;
+
+    assert_eq!(waiting.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(waiting.headers()["retry-after"], "5");
+    let body: Value = waiting.json().await.unwrap();
+    assert_eq!(body["error"], "temporarily_unavailable");
+}

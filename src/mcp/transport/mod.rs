@@ -171,9 +171,15 @@ impl RunningHttp {
             McpAuth::Oauth => {
                 let protected = ProtectedResource::new(config, address, sessions.clone())
                     .map_err(|e| TransportError::Start(e.to_string()))?;
-                protected.prefetch_keys().await;
                 tracing::info!(resource = %protected.resource(), "MCP clients sign in (mcp.auth = \"oauth\")");
-                Some(Arc::new(protected))
+                let protected = Arc::new(protected);
+                // In the background: an authorization server that is slow or down does not hold up the start,
+                // and a request that comes meanwhile waits for this fetch instead of starting its own.
+                tokio::spawn({
+                    let protected = protected.clone();
+                    async move { protected.prefetch_keys().await }
+                });
+                Some(protected)
             }
         };
         if !address.ip().is_loopback() {
