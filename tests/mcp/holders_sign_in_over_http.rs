@@ -15,6 +15,7 @@ use bankguard::mcp::transport::RunningHttp;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::support::fault_proxy::FaultProxy;
 use crate::support::mcp::{McpStack, call, is_error, text};
 use crate::support::{AUDIENCE, Signing, TestIssuer, now};
 
@@ -362,4 +363,36 @@ async fn while_the_authorization_servers_keys_cannot_be_fetched_requests_are_ask
     assert_eq!(waiting.headers()["retry-after"], "5");
     let body: Value = waiting.json().await.unwrap();
     assert_eq!(body["error"], "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn the_clients_token_never_reaches_the_provider_or_the_bank() {
+    let issuer = TestIssuer::start().await;
+    let mut stack = signed_in_stack(&issuer, 3).await;
+    let provider = FaultProxy::start(stack.dev.issuer()).await;
+    let bank = FaultProxy::start(stack.dev.bank_api()).await;
+    stack
+        .reconfigure_server(|config| {
+            config.mcp.max_wait_seconds = 10;
+            let issuer = config.mcp.issuer.clone().unwrap();
+            config.mcp.backchannel_authentication_endpoint = Some(provider.via(&format!("{issuer}/bc-authorize")));
+            config.mcp.token_endpoint = Some(provider.via(&format!("{issuer}/oauth/token")));
+            config.mcp.bank_api_url = Some(bank.via(config.mcp.bank_api_url.as_deref().unwrap()));
+        })
+        .await;
+    let token = token_for(&issuer, &stack, "alice");
+    let (alice, _) = stack.http_client_with_token(&token).await;
+    let holder = stack.decide_next("approve", Duration::from_millis(200));
+
+    let listed = call(&alice, "list_accounts", json!({})).await;
+    let moved = call(&alice, "transfer_funds", transfer_call()["params"]["arguments"].clone()).await;
+
+    holder.await.unwrap();
+    assert!(!is_error(&listed), "{}", text(&listed));
+    assert_eq!(moved.structured_content.unwrap()["status"], "completed");
+    assert!(provider.seen("/") >= 3 && bank.seen("/") >= 2, "the calls went through the proxies");
+    assert!(bank.seen_carrying("Bearer ey") >= 2, "the proxies see headers: the bank got the server's own tokens");
+    let signature = token.rsplit('.').next().unwrap();
+    assert_eq!(provider.seen_carrying(signature), 0, "the provider never saw the client's token");
+    assert_eq!(bank.seen_carrying(signature), 0, "nor did the bank");
 }

@@ -68,6 +68,8 @@ struct Exchange {
     fault: Option<&'static str>,
     /// When it arrived.
     at: Instant,
+    /// The request line's target and the headers, as text.
+    head: String,
     /// The request body, as text (lossy).
     body: String,
     /// The upstream answered it in full.
@@ -146,6 +148,11 @@ impl FaultProxy {
         self.shared.count(path_prefix, |exchange| exchange.body.contains(needle))
     }
 
+    /// Requests received that carry `needle` anywhere: in the target, a header or the body.
+    pub fn seen_carrying(&self, needle: &str) -> usize {
+        self.shared.count("/", |exchange| exchange.head.contains(needle) || exchange.body.contains(needle))
+    }
+
     /// The requests received whose path starts with `path_prefix`, in order of arrival.
     pub fn seen_exchanges(&self, path_prefix: &str) -> Vec<Seen> {
         let exchanges = self.shared.exchanges.lock().unwrap();
@@ -212,6 +219,7 @@ impl Shared {
                 path: request.path().to_owned(),
                 fault: fault.as_ref().map(Fault::name),
                 at: Instant::now(),
+                head: request.head(),
                 body: String::from_utf8_lossy(request.body()).into_owned(),
                 forwarded: false,
                 answer: String::new(),

@@ -93,6 +93,12 @@ impl Request {
         &self.body
     }
 
+    /// The request line's target and every header, as text.
+    pub(super) fn head(&self) -> String {
+        let headers = self.headers.iter().map(|(name, value)| format!("{name}: {value}"));
+        std::iter::once(format!("{} {}", self.method, self.target)).chain(headers).collect::<Vec<_>>().join("\r\n")
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
