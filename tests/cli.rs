@@ -254,12 +254,15 @@ async fn demo_runs_everything_and_the_example_agent_moves_money_once_approved() 
 }
 
 #[test]
-fn the_mcp_json_example_starts_bankguard_serve_over_stdio() {
+fn the_mcp_json_example_starts_bankguard_serve_over_stdio_and_names_the_http_endpoint() {
     let example: serde_json::Value =
         serde_json::from_str(include_str!("../mcp.json.example")).expect("mcp.json.example is JSON");
     let server = &example["mcpServers"]["bankguard"];
     assert_eq!(server["command"], "bankguard");
     assert_eq!(server["args"], serde_json::json!(["serve", "--transport", "stdio"]));
+    let http = &example["mcpServers"]["bankguard-http"];
+    let default = bankguard::config::Config::default();
+    assert_eq!(http["url"], format!("http://{}/mcp", default.mcp.listen), "the default HTTP endpoint");
 }
 
 #[test]

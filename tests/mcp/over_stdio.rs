@@ -139,3 +139,18 @@ async fn over_stdio_a_line_that_is_not_a_message_gets_its_json_rpc_error_and_the
     server.write_line(r#"{"jsonrpc":"2.0","method":"notifications/cancelled","params":[]}"#).await;
     server.still_serves(200).await;
 }
+
+#[tokio::test]
+async fn over_stdio_the_server_acts_for_the_configured_holder_even_where_http_clients_sign_in() {
+    let stack = McpStack::start().await;
+    let mut command = stack.serve_command();
+    command.env("BANKGUARD_MCP__AUTH", "oauth").env("BANKGUARD_MCP__USER", "bob");
+    let log = std::fs::File::create(stack.dev.data_path("serve-stderr.log")).unwrap();
+    let (transport, _) = rmcp::transport::TokioChildProcess::builder(command).stderr(log).spawn().unwrap();
+    let client = rmcp::ServiceExt::serve(crate::support::mcp::Recorder::default(), transport).await.unwrap();
+
+    let accounts = call(&client, "list_accounts", json!({})).await;
+
+    assert!(!is_error(&accounts), "{}", text(&accounts));
+    assert!(text(&accounts).contains("acc_bob_chk") && !text(&accounts).contains("acc_alice"), "{}", text(&accounts));
+}
