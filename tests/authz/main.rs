@@ -9,6 +9,7 @@ mod backchannel_request_errors;
 mod device_page;
 mod device_page_in_a_browser;
 mod discovery_and_keys;
+mod mcp_clients_discover_the_authorization_server;
 mod ping_delivery;
 mod polling_the_token_endpoint;
 mod requests_survive_a_restart;

@@ -63,6 +63,8 @@ impl ClientRegistry {
                 id: mcp.client_id.clone(),
                 secret: mcp.client_secret.clone(),
                 auth_method: mcp.token_endpoint_auth_method,
+                redirect_uris: Vec::new(),
+                client_name: None,
                 grant_types: ClientConfig::default_grant_types(),
                 delivery_mode: DeliveryMode::Poll,
                 notification_endpoint: None,
@@ -88,6 +90,9 @@ impl ClientRegistry {
         let basic = presented.method == ClientAuthMethod::ClientSecretBasic;
         let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidClient { basic }, why);
         let client = self.clients.get(&presented.client_id).ok_or_else(|| invalid("unknown client"))?;
+        if client.auth_method == ClientAuthMethod::None {
+            return Err(invalid("a public client has no secret; send client_id alone"));
+        }
         let secret = presented.secret.ok_or_else(|| invalid("client authentication is required"))?;
         if !secrets::constant_time_eq(&secret, &client.secret) {
             return Err(invalid("client authentication failed"));

@@ -6,7 +6,7 @@
 //!
 //! | route | module |
 //! |---|---|
-//! | `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json` | [`discovery`] |
+//! | `GET /.well-known/oauth-authorization-server`, `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json` | [`discovery`] |
 //! | `POST /bc-authorize` | [`backchannel`] |
 //! | `POST /oauth/token` (CIBA and client-credentials grants) | [`token_endpoint`] |
 //! | `GET /device`, `POST /device/decide`, `/device/api/*` | [`device`] (the phone) |
@@ -14,6 +14,7 @@
 //! State (signing key, the MCP server's client credentials, pending requests) lives in the data
 //! directory and survives restarts; [`ping`] announces outcomes to ping clients and expires requests.
 
+pub mod apis;
 pub mod backchannel;
 pub mod clients;
 pub mod device;
@@ -34,9 +35,9 @@ use axum::routing::{get, post};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::scopes::{CREATE_TRANSFER, READ_ACCOUNTS};
+use crate::scopes::{CREATE_TRANSFER, MCP_TOOLS, READ_ACCOUNTS};
 use crate::secrets;
-use backchannel::ApiCatalog;
+use apis::{Api, ApiCatalog, GrantedBy};
 use clients::{ClientCredentials, ClientFileError, ClientRegistry};
 use device::{DEVICE_TOKEN_FILE, DeviceAccess};
 use keys::{KeyError, SigningKey};
@@ -106,7 +107,16 @@ impl AuthorizationServer {
             store,
             key,
             tokens,
-            apis: ApiCatalog { apis: vec![(config.bank_api.audience.clone(), vec![READ_ACCOUNTS, CREATE_TRANSFER])] },
+            apis: ApiCatalog {
+                apis: vec![
+                    Api {
+                        identifier: config.bank_api.audience.clone(),
+                        scopes: vec![READ_ACCOUNTS, CREATE_TRANSFER],
+                        granted_by: GrantedBy::Backchannel,
+                    },
+                    Api { identifier: config.mcp_resource(), scopes: vec![MCP_TOOLS], granted_by: GrantedBy::SignIn },
+                ],
+            },
             poll_interval_seconds: config.authz.poll_interval_seconds as i64,
             device,
             outcomes: Notify::new(),
@@ -127,6 +137,7 @@ impl AuthorizationServer {
     pub fn router(&self) -> Router {
         Router::new()
             .route(discovery::DISCOVERY_PATH, get(discovery::metadata))
+            .route(discovery::AUTHORIZATION_SERVER_METADATA_PATH, get(discovery::authorization_server_metadata))
             .route(discovery::JWKS_PATH, get(discovery::jwks))
             .route(discovery::BACKCHANNEL_PATH, post(backchannel::authorize))
             .route(discovery::TOKEN_PATH, post(token_endpoint::token))

@@ -39,22 +39,27 @@ pub async fn token(
 ) -> Result<Response, TokenEndpointError> {
     let OAuthForm(form) = form?;
     let grant = match form.grant_type.as_deref() {
-        Some(grant) if grant == GrantType::Ciba.as_str() => GrantType::Ciba,
-        Some(grant) if grant == GrantType::ClientCredentials.as_str() => GrantType::ClientCredentials,
-        Some(other) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {other:?} is not supported"),
-            )
-            .into());
-        }
+        Some(grant_type) => GrantType::parse(grant_type).ok_or_else(|| {
+            OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {grant_type:?} is not supported"))
+        })?,
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),
     };
-    let client =
-        state.clients.authenticate(&headers, form.client_id.as_deref(), form.client_secret.as_deref(), grant)?;
     let response = match grant {
-        GrantType::Ciba => ciba_grant(&state, &client.id, &form).await?,
-        GrantType::ClientCredentials => client_credentials_grant(&state, client, &form)?,
+        GrantType::Ciba | GrantType::ClientCredentials => {
+            let client = state.clients.authenticate(
+                &headers,
+                form.client_id.as_deref(),
+                form.client_secret.as_deref(),
+                grant,
+            )?;
+            match grant {
+                GrantType::Ciba => ciba_grant(&state, &client.id, &form).await?,
+                _ => client_credentials_grant(&state, client, &form)?,
+            }
+        }
+        GrantType::AuthorizationCode | GrantType::RefreshToken => {
+            return Err(OAuthError::new(ErrorCode::UnsupportedGrantType, "not yet").into());
+        }
     };
     let mut response = Json(response).into_response();
     // RFC 6749 §5.1: token responses must not be cached.
