@@ -4,7 +4,10 @@
 mod support;
 
 mod a_changed_or_settled_request_is_asked_anew;
+mod a_code_works_once_and_only_with_its_verifier;
+mod a_reused_refresh_token_revokes_the_sign_in;
 mod approval_moves_money_at_the_bank;
+mod authorization_requests_that_are_refused;
 mod backchannel_request_errors;
 mod device_page;
 mod device_page_in_a_browser;
@@ -14,4 +17,6 @@ mod ping_delivery;
 mod polling_the_token_endpoint;
 mod requests_survive_a_restart;
 mod resending_an_approval_request_is_a_retry;
+mod sign_in_forms_need_their_own_csrf_token;
+mod signing_in_with_a_code_and_pkce;
 mod waiting_survives_a_provider_outage;
