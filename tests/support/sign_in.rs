@@ -159,8 +159,19 @@ impl AuthorizationRequest {
 
     /// Picks `user` on the sign-in page and approves on the consent page; the code from the redirect.
     pub async fn approve_as(&self, user: &str) -> String {
+        let consent = self.consent_page(user).await;
+        self.approve(&consent).await
+    }
+
+    /// Picks `user` on the sign-in page; the consent page that follows.
+    pub async fn consent_page(&self, user: &str) -> Page {
         let consent = self.page.submit(&self.issuer, &[("user", user)]).await;
         assert_eq!(consent.status, 200, "the sign-in page refused {user}: {}", consent.html);
+        consent
+    }
+
+    /// Allows on `consent`; the code from the redirect.
+    pub async fn approve(&self, consent: &Page) -> String {
         let redirect = consent.submit(&self.issuer, &[("decision", "approve")]).await;
         let parameters = self.callback(&redirect);
         parameters.get("code").cloned().unwrap_or_else(|| panic!("no code in the redirect: {parameters:?}"))

@@ -29,14 +29,17 @@ pub fn document(title: &str, banner: &str, body: &str) -> String {
 }
 
 /// `page` with headers for a page that holds a form or a secret: never framed (no clickjacking of
-/// Approve), never cached, and never named in a `Referer`.
+/// Allow), never cached, and never named in a `Referer` sent to another site (the client's redirect
+/// URI included).
 pub fn guarded(page: String) -> Response {
     let mut response = Html(page).into_response();
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     headers.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static("frame-ancestors 'none'"));
-    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: browsers then send `Origin: null` with the page's own form posts, which
+    // the same-origin check must refuse.
+    headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
     response
 }
 
