@@ -3,7 +3,10 @@
 //! that comes back after it was exchanged is refused, and the tokens issued for it are revoked.
 
 use crate::signing_in_with_a_code_and_pkce::{CLIENT, REDIRECT_URI, dev_with_public_client};
+use bankguard::config::{ClientAuthMethod, ClientConfig};
+
 use crate::support::dev::Dev;
+use crate::support::send;
 use crate::support::sign_in::{self, Pkce, Tokens, public_client};
 
 #[tokio::test]
@@ -58,6 +61,49 @@ async fn an_unknown_code_is_refused() {
     let dev = dev_with_public_client().await;
     let reply = sign_in::exchange_code(dev.issuer(), CLIENT, REDIRECT_URI, "no-such-code", &Pkce::new().verifier).await;
     assert_eq!(reply.body["error"], "invalid_grant", "{}", reply.body);
+}
+
+#[tokio::test]
+async fn a_confidential_client_authenticates_for_its_code_and_without_its_secret_gets_nothing() {
+    const SECRET: &str = "confidential-secret-0123456789";
+    let dev = Dev::start_with(|config| {
+        config.authz.clients.push(ClientConfig {
+            secret: SECRET.into(),
+            auth_method: ClientAuthMethod::ClientSecretBasic,
+            ..public_client("confidential-agent", REDIRECT_URI)
+        })
+    })
+    .await;
+    let issuer = dev.issuer();
+    let (code, pkce) = sign_in::authorization_code(
+        issuer,
+        "confidential-agent",
+        REDIRECT_URI,
+        "alice",
+        &dev.config.mcp_resource(),
+        "mcp:tools",
+    )
+    .await;
+    let unauthenticated =
+        sign_in::exchange_code(issuer, "confidential-agent", REDIRECT_URI, &code, &pkce.verifier).await;
+    assert_eq!((unauthenticated.status, unauthenticated.body["error"].as_str()), (401, Some("invalid_client")));
+
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT_URI),
+        ("code_verifier", pkce.verifier.as_str()),
+    ];
+    let reply =
+        send(dev.http.post(format!("{issuer}/oauth/token")).basic_auth("confidential-agent", Some(SECRET)).form(&form))
+            .await;
+    let tokens = Tokens::from_reply(&reply);
+    let refresh = [("grant_type", "refresh_token"), ("refresh_token", tokens.refresh_token.as_str())];
+    let reply = send(
+        dev.http.post(format!("{issuer}/oauth/token")).basic_auth("confidential-agent", Some(SECRET)).form(&refresh),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
 const OTHER_CLIENT: &str = "other-mcp-client";

@@ -97,10 +97,10 @@ impl Parameters {
 
     fn get(&self, name: &'static str) -> Result<Option<&str>, &'static str> {
         let mut values = self.0.iter().filter(|(key, _)| key == name).map(|(_, value)| value.as_str());
-        match (values.next(), values.next()) {
-            (Some(_), Some(_)) => Err(name),
-            (value, None) => Ok(value.filter(|value| !value.is_empty())),
-            (None, Some(_)) => unreachable!("a second value without a first"),
+        let first = values.next();
+        match values.next() {
+            Some(_) => Err(name),
+            None => Ok(first.filter(|value| !value.is_empty())),
         }
     }
 }

@@ -34,7 +34,7 @@ pub async fn authorization_code(
         return Err(OAuthError::invalid_grant("the code is unknown"));
     };
     if let Some(family_id) = family_id {
-        return Err(reused(state, &family_id, now, CODE_REUSED).await);
+        return Err(reused(state, client_id, &family_id, now, CODE_REUSED).await);
     }
     if now >= expires_at {
         return Err(OAuthError::invalid_grant("the code has expired; sign in again"));
@@ -54,7 +54,7 @@ pub async fn authorization_code(
         if let Some(family_id) =
             state.grants.find_code(code).await.map_err(OAuthError::server_error)?.and_then(|c| c.family_id)
         {
-            return Err(reused(state, &family_id, now, CODE_REUSED).await);
+            return Err(reused(state, client_id, &family_id, now, CODE_REUSED).await);
         }
         return Err(OAuthError::invalid_grant("the code was already used"));
     };
@@ -88,7 +88,7 @@ pub async fn refresh_token(state: &AuthzState, client_id: &str, form: &TokenForm
         return Err(OAuthError::invalid_grant("the refresh token has been revoked; sign in again"));
     }
     if stored.rotated_at.is_some() {
-        return Err(reused(state, &family.family_id, now, REFRESH_TOKEN_REUSED).await);
+        return Err(reused(state, client_id, &family.family_id, now, REFRESH_TOKEN_REUSED).await);
     }
     if now >= stored.expires_at {
         return Err(OAuthError::invalid_grant("the refresh token has expired; sign in again"));
@@ -110,7 +110,7 @@ pub async fn refresh_token(state: &AuthzState, client_id: &str, form: &TokenForm
     };
     let Some(successor) = state.grants.rotate_refresh_token(token, now).await.map_err(OAuthError::server_error)? else {
         // Used or revoked between the check and now.
-        return Err(reused(state, &family.family_id, now, REFRESH_TOKEN_REUSED).await);
+        return Err(reused(state, client_id, &family.family_id, now, REFRESH_TOKEN_REUSED).await);
     };
     let grant = Grant {
         subject: &family.subject,
@@ -145,8 +145,17 @@ fn check_resource(form: &TokenForm, granted: &str) -> Result<(), OAuthError> {
 }
 
 /// A used credential came back: revoke its family, and say so.
-async fn reused(state: &AuthzState, family_id: &str, now: i64, description: &'static str) -> OAuthError {
-    tracing::warn!("a used authorization code or refresh token was presented again; its sign-in is revoked");
+async fn reused(
+    state: &AuthzState,
+    client_id: &str,
+    family_id: &str,
+    now: i64,
+    description: &'static str,
+) -> OAuthError {
+    tracing::warn!(
+        client = client_id,
+        "a used authorization code or refresh token was presented again; its sign-in is revoked"
+    );
     if let Err(error) = state.grants.revoke_family(family_id, now).await {
         return OAuthError::server_error(error);
     }

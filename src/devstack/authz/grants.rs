@@ -197,3 +197,64 @@ impl GrantStore {
         Ok(token)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::devstack::authz::store::RequestStore;
+
+    async fn store() -> (tempfile::TempDir, GrantStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = RequestStore::open(dir.path()).await.unwrap().database();
+        (dir, GrantStore::new(db, 60, 3600))
+    }
+
+    fn binding() -> CodeBinding {
+        CodeBinding {
+            client_id: "client".into(),
+            redirect_uri: "http://127.0.0.1/cb".into(),
+            code_challenge: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+            resource: "http://127.0.0.1:4102/mcp".into(),
+            scope: "mcp:tools".into(),
+            subject: "alice".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_code_is_exchanged_once_and_only_its_hash_is_stored() {
+        let (_dir, grants) = store().await;
+        let code = grants.issue_code(&binding(), 1000).await.unwrap();
+        let stored = grants.find_code(&code).await.unwrap().unwrap();
+        assert_eq!((stored.binding, stored.expires_at, stored.family_id), (binding(), 1060, None));
+        let stored_codes: Vec<(String,)> =
+            sqlx::query_as("SELECT code_hash FROM authorization_codes").fetch_all(&grants.db.reader).await.unwrap();
+        assert_eq!(stored_codes, [(hash(&code),)]);
+
+        assert!(grants.exchange_code(&code, &binding(), 1001).await.unwrap().is_some());
+        assert!(grants.exchange_code(&code, &binding(), 1002).await.unwrap().is_none());
+        assert!(grants.find_code(&code).await.unwrap().unwrap().family_id.is_some());
+    }
+
+    #[tokio::test]
+    async fn a_refresh_token_rotates_once_and_a_revoked_family_rotates_no_more() {
+        let (_dir, grants) = store().await;
+        let code = grants.issue_code(&binding(), 1000).await.unwrap();
+        let first = grants.exchange_code(&code, &binding(), 1001).await.unwrap().unwrap();
+        let second = grants.rotate_refresh_token(&first, 1002).await.unwrap().unwrap();
+        assert!(grants.rotate_refresh_token(&first, 1003).await.unwrap().is_none(), "used once");
+        let stored = grants.find_refresh_token(&first).await.unwrap().unwrap();
+        assert_eq!((stored.rotated_at, stored.family.subject.as_str()), (Some(1002), "alice"));
+
+        grants.revoke_family(&stored.family.family_id, 1004).await.unwrap();
+        assert!(grants.rotate_refresh_token(&second, 1005).await.unwrap().is_none(), "revoked with its family");
+        assert!(grants.rotate_refresh_token("never-issued", 1005).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn an_expired_refresh_token_does_not_rotate() {
+        let (_dir, grants) = store().await;
+        let code = grants.issue_code(&binding(), 1000).await.unwrap();
+        let token = grants.exchange_code(&code, &binding(), 1000).await.unwrap().unwrap();
+        assert!(grants.rotate_refresh_token(&token, 1000 + 3600).await.unwrap().is_none());
+    }
+}

@@ -1,4 +1,5 @@
-//! The embedded CIBA authorization server: the local stand-in for Auth0 and the Guardian app.
+//! The embedded authorization server: the local stand-in for Auth0 and the Guardian app, and the
+//! authorization server MCP clients sign their users in with.
 //!
 //! Auth0-shaped, so the MCP server's CIBA client works against it and against Auth0 with only the
 //! issuer changed. Server side only: it shares the seed with the bank API, never code paths with the
