@@ -46,6 +46,10 @@ impl Tokens {
 
 /// Signs `user` in to the public client `client_id` (registered with `redirect_uri`) for
 /// `resource` and `scope`, approving on the consent page, and exchanges the code.
+///
+/// `resource` must be the MCP resource the dev server knows, `config.mcp_resource()` when it
+/// started: with the MCP server on an ephemeral port, set `config.mcp.listen` to the bound address
+/// (or `mcp.oauth.resource`) before the dev stack starts, so that it equals the server's URL.
 pub async fn sign_in(
     issuer: &str,
     client_id: &str,
