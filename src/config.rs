@@ -298,6 +298,11 @@ pub struct AuthzConfig {
     pub poll_interval_seconds: u64,
     /// Lifetime of issued access and ID tokens (`expires_in`), in seconds.
     pub token_lifetime_seconds: u64,
+    /// Lifetime of an authorization code (the code flow for MCP clients), 1 to 600 seconds.
+    pub authorization_code_lifetime_seconds: u64,
+    /// Lifetime of a refresh token, 60 to 31536000 seconds; each use rotates it, the new one lives as
+    /// long again.
+    pub refresh_token_lifetime_seconds: u64,
     /// Clients besides the MCP server's own, which is generated on first start.
     pub clients: Vec<ClientConfig>,
 }
@@ -307,9 +312,18 @@ pub struct AuthzConfig {
 #[serde(deny_unknown_fields)]
 pub struct ClientConfig {
     pub id: String,
+    /// At least 16 characters; empty (or left out) for a public client (`auth_method = "none"`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub secret: String,
     #[serde(default)]
     pub auth_method: ClientAuthMethod,
+    /// Where the authorization code flow may send the user back (exact match): `https`, or `http`
+    /// on a loopback host. Required for the `authorization_code` grant.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub redirect_uris: Vec<String>,
+    /// The name the sign-in consent page shows; the client id when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_name: Option<String>,
     #[serde(default = "ClientConfig::default_grant_types")]
     pub grant_types: Vec<GrantType>,
     #[serde(default)]
@@ -330,6 +344,32 @@ impl ClientConfig {
     pub fn default_client_credentials_scopes() -> Vec<String> {
         vec![crate::scopes::READ_ACCOUNTS.to_owned()]
     }
+
+    /// The grants of a public client that signs users in (an MCP client).
+    pub fn sign_in_grant_types() -> Vec<GrantType> {
+        vec![GrantType::AuthorizationCode, GrantType::RefreshToken]
+    }
+
+    /// A redirect URI a client may register: an absolute `https` URL, or `http` on a loopback host
+    /// (RFC 8252 §7.3), without a fragment (RFC 6749 §3.1.2). The one rule for configured and
+    /// dynamically registered clients.
+    pub fn check_redirect_uri(uri: &str) -> Result<Url, &'static str> {
+        let url = Url::parse(uri).map_err(|_| "must be an absolute URL")?;
+        if url.fragment().is_some() {
+            return Err("must not have a fragment");
+        }
+        let loopback = match url.host() {
+            Some(url::Host::Domain(name)) => name.eq_ignore_ascii_case("localhost"),
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            None => false,
+        };
+        match url.scheme() {
+            "https" if url.host().is_some() => Ok(url),
+            "http" if loopback => Ok(url),
+            _ => Err("must be https, or http on a loopback host (localhost, 127.0.0.1, [::1])"),
+        }
+    }
 }
 
 /// How a client proves its identity at the token and backchannel endpoints.
@@ -339,6 +379,8 @@ pub enum ClientAuthMethod {
     #[default]
     ClientSecretBasic,
     ClientSecretPost,
+    /// A public client (RFC 6749 §2.1): it has no secret and names itself with `client_id` alone.
+    None,
 }
 
 impl ClientAuthMethod {
@@ -346,6 +388,7 @@ impl ClientAuthMethod {
         match self {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
         }
     }
 }
@@ -356,14 +399,28 @@ pub enum GrantType {
     Ciba,
     #[serde(rename = "client_credentials")]
     ClientCredentials,
+    /// A user signs in at `/authorize` (OAuth 2.1 with PKCE).
+    #[serde(rename = "authorization_code")]
+    AuthorizationCode,
+    #[serde(rename = "refresh_token")]
+    RefreshToken,
 }
 
 impl GrantType {
+    pub const ALL: [GrantType; 4] = [Self::AuthorizationCode, Self::RefreshToken, Self::Ciba, Self::ClientCredentials];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Ciba => "urn:openid:params:grant-type:ciba",
             Self::ClientCredentials => "client_credentials",
+            Self::AuthorizationCode => "authorization_code",
+            Self::RefreshToken => "refresh_token",
         }
+    }
+
+    /// The grant a token request's `grant_type` names, if this server knows it.
+    pub fn parse(grant_type: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|grant| grant.as_str() == grant_type)
     }
 }
 
@@ -391,6 +448,8 @@ impl Default for AuthzConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 4100)),
             poll_interval_seconds: 5,
             token_lifetime_seconds: 300,
+            authorization_code_lifetime_seconds: 60,
+            refresh_token_lifetime_seconds: 86_400,
             clients: Vec::new(),
         }
     }
@@ -563,6 +622,12 @@ impl McpConfig {
         if self.client_id.is_empty() {
             return invalid("client_id", "must not be empty");
         }
+        if self.client_auth_method == ClientAuthMethod::None {
+            return invalid(
+                "client_auth_method",
+                "the MCP server is a confidential CIBA client: use client_secret_basic or client_secret_post",
+            );
+        }
         if self.user.is_empty() {
             return invalid("user", "must name the account holder");
         }
@@ -631,6 +696,12 @@ impl AuthzConfig {
         if self.token_lifetime_seconds < 30 || self.token_lifetime_seconds > 86_400 {
             return invalid("authz.token_lifetime_seconds".into(), "must be between 30 and 86400");
         }
+        if !(1..=600).contains(&self.authorization_code_lifetime_seconds) {
+            return invalid("authz.authorization_code_lifetime_seconds".into(), "must be between 1 and 600");
+        }
+        if !(60..=31_536_000).contains(&self.refresh_token_lifetime_seconds) {
+            return invalid("authz.refresh_token_lifetime_seconds".into(), "must be between 60 and 31536000");
+        }
         let mut ids = std::collections::HashSet::new();
         for (index, client) in self.clients.iter().enumerate() {
             let key = |field: &str| format!("authz.clients[{index}].{field}");
@@ -640,11 +711,37 @@ impl AuthzConfig {
             if client.id == MCP_CLIENT_ID || !ids.insert(client.id.as_str()) {
                 return invalid(key("id"), "is already registered");
             }
-            if client.secret.len() < 16 {
+            let public = client.auth_method == ClientAuthMethod::None;
+            if public && !client.secret.is_empty() {
+                return invalid(key("secret"), "must be left out for a public client (auth_method = \"none\")");
+            }
+            if !public && client.secret.len() < 16 {
                 return invalid(key("secret"), "must be at least 16 characters");
             }
             if client.grant_types.is_empty() {
                 return invalid(key("grant_types"), "must allow at least one grant");
+            }
+            if public
+                && client
+                    .grant_types
+                    .iter()
+                    .any(|grant| matches!(grant, GrantType::Ciba | GrantType::ClientCredentials))
+            {
+                return invalid(
+                    key("grant_types"),
+                    "a public client (auth_method = \"none\") may use only authorization_code and refresh_token",
+                );
+            }
+            if client.grant_types.contains(&GrantType::AuthorizationCode) && client.redirect_uris.is_empty() {
+                return invalid(key("redirect_uris"), "is required for the authorization_code grant");
+            }
+            for uri in &client.redirect_uris {
+                if let Err(reason) = ClientConfig::check_redirect_uri(uri) {
+                    return invalid(key("redirect_uris"), &format!("{uri:?} {reason}"));
+                }
+            }
+            if client.client_name.as_deref().is_some_and(|name| name.trim().is_empty()) {
+                return invalid(key("client_name"), "must not be empty");
             }
             if client.client_credentials_scopes.iter().any(|s| s == crate::scopes::CREATE_TRANSFER) {
                 return invalid(
@@ -715,6 +812,46 @@ mod tests {
         config.mcp.max_sessions = 0;
         config.mcp.session_idle_seconds = 300;
         assert!(config.validate().unwrap_err().to_string().contains("mcp.max_sessions"));
+    }
+
+    #[test]
+    fn a_public_client_has_no_secret_signs_in_only_and_needs_a_safe_redirect_uri() {
+        let public = ClientConfig {
+            id: "my-mcp-client".into(),
+            secret: String::new(),
+            auth_method: ClientAuthMethod::None,
+            redirect_uris: vec!["http://127.0.0.1:33418/callback".into(), "https://app.example/cb".into()],
+            client_name: Some("My MCP client".into()),
+            grant_types: ClientConfig::sign_in_grant_types(),
+            delivery_mode: DeliveryMode::Poll,
+            notification_endpoint: None,
+            client_credentials_scopes: Vec::new(),
+        };
+        let with = |client: ClientConfig| {
+            let mut config = Config::default();
+            config.authz.clients = vec![client];
+            config.validate().map_err(|e| e.to_string())
+        };
+        with(public.clone()).unwrap();
+        for (client, key) in [
+            (ClientConfig { secret: "a-secret-of-16-chars".into(), ..public.clone() }, "authz.clients[0].secret"),
+            (ClientConfig { grant_types: ClientConfig::default_grant_types(), ..public.clone() }, "grant_types"),
+            (ClientConfig { redirect_uris: Vec::new(), ..public.clone() }, "redirect_uris"),
+            (ClientConfig { redirect_uris: vec!["http://app.example/cb".into()], ..public.clone() }, "redirect_uris"),
+            (
+                ClientConfig { redirect_uris: vec!["https://app.example/cb#x".into()], ..public.clone() },
+                "redirect_uris",
+            ),
+        ] {
+            let message = with(client).unwrap_err();
+            assert!(message.contains(key), "{message}");
+        }
+        let toml = "[[authz.clients]]\nid = \"c\"\nauth_method = \"none\"\ngrant_types = [\"authorization_code\", \"refresh_token\"]\nredirect_uris = [\"http://localhost:9/cb\"]\n";
+        let parsed: Config =
+            Figment::from(Serialized::defaults(Config::default())).merge(Toml::string(toml)).extract().unwrap();
+        assert_eq!(parsed.authz.clients[0].auth_method, ClientAuthMethod::None);
+        assert_eq!(parsed.authz.clients[0].secret, "");
+        parsed.validate().unwrap();
     }
 
     #[test]

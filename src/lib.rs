@@ -25,7 +25,8 @@
 //! - [`bank`]: the typed client of the bank API.
 //!
 //! Server side, the embedded default that stands in for Auth0 and a real bank:
-//! - [`devstack`]: the CIBA authorization server ([`devstack::authz`]), the reference bank API
+//! - [`devstack`]: the authorization server ([`devstack::authz`]: CIBA for approvals, sign-in for MCP
+//!   clients), the reference bank API
 //!   ([`devstack::bank_api`]) and the demo seed.
 //!
 //! The two sides never import each other; they meet over HTTP. The CLI (`src/main.rs`) wires them

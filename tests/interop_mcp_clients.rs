@@ -16,8 +16,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+use bankguard::config::McpAuth;
 use support::mcp::McpStack;
-use support::peers::{INSTALL_HINT, Run, node, peer_file, python, read_json, repo, run};
+use support::peers::{INSTALL_HINT, OAuthSdk, Run, node, peer_file, python, read_json, repo, run};
 
 /// How long the holder looks at their phone before deciding.
 const DECIDE_AFTER: Duration = Duration::from_millis(300);
@@ -304,4 +305,41 @@ async fn the_python_sdk_with_a_short_read_timeout_follows_a_late_approval_to_com
     let after = stack.dev.balances().await;
     assert_eq!((before["acc_alice_chk"].as_str(), after["acc_alice_chk"].as_str()), ("2500.00", "2470.00"));
     assert_eq!(after["acc_bob_chk"], "1230.00");
+}
+
+/// With `mcp.auth = "oauth"` against the embedded provider (`bankguard dev`'s authorization server), each official
+/// SDK's OAuth client signs in through the whole flow: the 401, the resource metadata, the provider's metadata,
+/// registration, the dev sign-in page and the consent page (filled by a headless person), code + PKCE, the token,
+/// then a transfer approved on the holder's device, and a refresh.
+#[tokio::test]
+async fn both_sdks_sign_in_at_the_embedded_provider_and_act_for_that_holder() {
+    let stack = McpStack::start_with(|config, address| {
+        config.mcp.auth = McpAuth::Oauth;
+        config.mcp.listen = address;
+    })
+    .await;
+    for sdk in OAuthSdk::BOTH {
+        let before = stack.dev.balances().await;
+        let holder = stack.decide_next("approve", DECIDE_AFTER);
+
+        let alice = sdk.sign_in_and_use(&stack.url(), "alice", true).await;
+
+        let binding_message = holder.await.unwrap();
+        assert!(binding_message.starts_with("Transfer 12.00 USD"), "{sdk:?}: {binding_message}");
+        assert!(alice.one("signed_in")["pages"].as_u64().unwrap() >= 1, "{sdk:?}\n{}", alice.transcript);
+        for listed in alice.all("list_accounts") {
+            let ids = serde_json::json!(["acc_alice_chk", "acc_alice_eur", "acc_alice_sav"]);
+            assert_eq!(listed["ids"], ids, "{sdk:?}\n{}", alice.transcript);
+        }
+        assert_eq!(alice.one("transfer")["status"], "completed", "{sdk:?}\n{}", alice.transcript);
+        let after = stack.dev.balances().await;
+        assert_ne!(after["acc_alice_chk"], before["acc_alice_chk"], "{sdk:?}: the money moved");
+        let rotated = serde_json::json!({"event": "refreshed", "access_changed": true, "refresh_changed": true,
+                                         "had_refresh_token": true});
+        assert_eq!(alice.one("refreshed"), &rotated, "{sdk:?}\n{}", alice.transcript);
+
+        let bob = sdk.sign_in_and_use(&stack.url(), "bob", false).await;
+        let ids = serde_json::json!(["acc_bob_chk", "acc_bob_sav"]);
+        assert_eq!(bob.all("list_accounts")[0]["ids"], ids, "{sdk:?}\n{}", bob.transcript);
+    }
 }

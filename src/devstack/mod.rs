@@ -3,7 +3,8 @@
 //! Server side only. Nothing here is imported by the client side (`ciba`, `bank`, `mcp`); they meet
 //! over HTTP exactly as they would with Auth0 and a real bank.
 //!
-//! - [`authz`]: the CIBA authorization server and the approval page that plays the phone.
+//! - [`authz`]: the authorization server: CIBA and the approval page that plays the phone, and the
+//!   sign-in (authorization code with PKCE) of MCP clients.
 //! - [`bank_api`]: the reference bank API, a resource server over a SQLite ledger.
 //! - [`seed`]: the demo users and accounts, the one source of truth for both servers.
 

@@ -4,15 +4,8 @@
 use std::time::Duration;
 
 use crate::support::Transfer;
-use crate::support::browser::Browser;
+use crate::support::browser::{Browser, screenshot_path};
 use crate::support::dev::Dev;
-
-/// Where the screenshot of the approval page is kept for people to look at.
-fn screenshot_path() -> std::path::PathBuf {
-    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join("device-approval.png")
-}
 
 #[tokio::test]
 async fn a_person_approves_a_transfer_on_the_device_page_and_the_client_gets_its_token() {
@@ -32,7 +25,7 @@ async fn a_person_approves_a_transfer_on_the_device_page_and_the_client_gets_its
         "{shown}"
     );
     assert!(shown.contains("Dinner") && shown.contains("bankguard-mcp") && shown.contains("left"), "{shown}");
-    browser.screenshot(&screenshot_path()).await;
+    browser.screenshot(&screenshot_path("device-approval.png")).await;
     assert_eq!(dev.poll(&auth_req_id).await.body["error"], "authorization_pending");
 
     browser.click("button.approve").await;
@@ -42,6 +35,6 @@ async fn a_person_approves_a_transfer_on_the_device_page_and_the_client_gets_its
     assert_eq!(reply.status, 200, "{}", reply.body);
     assert!(reply.body["access_token"].is_string());
     assert!(browser.page_text().await.contains("No requests are waiting"));
-    let png = std::fs::read(screenshot_path()).unwrap();
+    let png = std::fs::read(screenshot_path("device-approval.png")).unwrap();
     assert!(png.starts_with(b"\x89PNG"));
 }

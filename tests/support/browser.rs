@@ -46,6 +46,13 @@ const POLL: Duration = Duration::from_millis(50);
 /// The key under which W3C WebDriver returns an element reference.
 const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
 
+/// Where a test keeps the screenshot `file` for people to look at (`target/tmp/screenshots/`).
+pub fn screenshot_path(file: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(file)
+}
+
 /// A headless Chromium with one WebDriver session, ended and cleaned up on drop.
 pub struct Browser {
     session: Session,

@@ -39,6 +39,8 @@ pub fn client(id: &str, secret: &str, auth_method: ClientAuthMethod) -> ClientCo
         id: id.to_owned(),
         secret: secret.to_owned(),
         auth_method,
+        redirect_uris: Vec::new(),
+        client_name: None,
         grant_types: ClientConfig::default_grant_types(),
         delivery_mode: DeliveryMode::Poll,
         notification_endpoint: None,

@@ -6,6 +6,8 @@
 //!   server never would. The bank API cannot tell it is a test.
 //! - [`dev::Dev`]: the real dev stack (authorization server + bank API) and a CIBA client's calls.
 //! - [`browser::Browser`]: headless Chromium, for the approval page.
+//! - [`sign_in::sign_in`]: a user signing in to an MCP client (authorization code with PKCE) through
+//!   the real sign-in and consent pages, as a headless client's redirect handler would.
 //! - [`fault_proxy::FaultProxy`]: a TCP-level proxy in front of an upstream that injects network faults.
 #![allow(dead_code)]
 
@@ -15,6 +17,7 @@ pub mod fault_proxy;
 pub mod faulty;
 pub mod mcp;
 pub mod peers;
+pub mod sign_in;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

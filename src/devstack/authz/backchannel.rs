@@ -40,8 +40,6 @@ use crate::secrets;
 pub const MAX_BINDING_MESSAGE_CHARS: usize = 64;
 /// Longest and default `requested_expiry`, in seconds.
 pub const MAX_REQUESTED_EXPIRY: i64 = 300;
-/// OpenID Connect scopes this server knows besides API scopes.
-const OPENID_SCOPES: [&str; 3] = ["openid", "profile", "email"];
 
 #[derive(Debug, Default, Deserialize)]
 pub struct BackchannelForm {
@@ -310,38 +308,4 @@ fn checked_notification_token(token: Option<&str>) -> Result<String, OAuthError>
         ));
     }
     Ok(token.to_owned())
-}
-
-/// Scopes by API audience. One source: the bank API's audience from the configuration.
-pub struct ApiCatalog {
-    pub apis: Vec<(String, Vec<&'static str>)>,
-}
-
-impl ApiCatalog {
-    /// Every scope must be an OpenID scope or one of `audience`'s.
-    pub fn check_scopes<'a>(
-        &self,
-        audience: Option<&str>,
-        scopes: impl Iterator<Item = &'a str>,
-    ) -> Result<(), OAuthError> {
-        let api_scopes = match audience {
-            Some(audience) => {
-                Some(self.apis.iter().find(|(known, _)| known == audience).map(|(_, scopes)| scopes).ok_or_else(
-                    || OAuthError::new(ErrorCode::InvalidScope, format!("unknown audience {audience:?}")),
-                )?)
-            }
-            None => None,
-        };
-        for scope in scopes {
-            let known = OPENID_SCOPES.contains(&scope) || api_scopes.is_some_and(|api| api.contains(&scope));
-            if !known {
-                let why = match audience {
-                    Some(audience) => format!("scope {scope:?} is not defined for {audience}"),
-                    None => format!("scope {scope:?} needs an audience"),
-                };
-                return Err(OAuthError::new(ErrorCode::InvalidScope, why));
-            }
-        }
-        Ok(())
-    }
 }

@@ -63,6 +63,8 @@ impl ClientRegistry {
                 id: mcp.client_id.clone(),
                 secret: mcp.client_secret.clone(),
                 auth_method: mcp.token_endpoint_auth_method,
+                redirect_uris: Vec::new(),
+                client_name: None,
                 grant_types: ClientConfig::default_grant_types(),
                 delivery_mode: DeliveryMode::Poll,
                 notification_endpoint: None,
@@ -88,6 +90,9 @@ impl ClientRegistry {
         let basic = presented.method == ClientAuthMethod::ClientSecretBasic;
         let invalid = |why: &str| OAuthError::new(ErrorCode::InvalidClient { basic }, why);
         let client = self.clients.get(&presented.client_id).ok_or_else(|| invalid("unknown client"))?;
+        if client.auth_method == ClientAuthMethod::None {
+            return Err(invalid("a public client has no secret; send client_id alone"));
+        }
         let secret = presented.secret.ok_or_else(|| invalid("client authentication is required"))?;
         if !secrets::constant_time_eq(&secret, &client.secret) {
             return Err(invalid("client authentication failed"));
@@ -99,14 +104,49 @@ impl ClientRegistry {
                 presented.method.as_str()
             )));
         }
-        if !client.grant_types.contains(&grant) {
-            return Err(OAuthError::new(
-                ErrorCode::UnauthorizedClient,
-                format!("this client may not use the {} grant", grant.as_str()),
-            ));
-        }
+        may_use(client, grant)?;
         Ok(client)
     }
+}
+
+impl ClientRegistry {
+    /// For the grants a public client may use (authorization code, refresh token): a client that
+    /// presents credentials is authenticated as for any grant; one that presents none names itself
+    /// with `client_id` alone, which is allowed for public clients only (RFC 6749 §3.2.1). A public
+    /// client's id is then checked against the client the code or refresh token was issued to.
+    pub fn identify(
+        &self,
+        headers: &HeaderMap,
+        form_client_id: Option<&str>,
+        form_client_secret: Option<&str>,
+        grant: GrantType,
+    ) -> Result<String, OAuthError> {
+        if headers.contains_key(AUTHORIZATION) || form_client_secret.is_some() {
+            return self
+                .authenticate(headers, form_client_id, form_client_secret, grant)
+                .map(|client| client.id.clone());
+        }
+        let client_id = form_client_id.filter(|id| !id.is_empty()).ok_or_else(|| {
+            OAuthError::new(ErrorCode::InvalidClient { basic: false }, "client_id is required for a public client")
+        })?;
+        if let Some(client) = self.clients.get(client_id) {
+            if client.auth_method != ClientAuthMethod::None {
+                return Err(OAuthError::new(
+                    ErrorCode::InvalidClient { basic: false },
+                    format!("this client must authenticate with {}", client.auth_method.as_str()),
+                ));
+            }
+            may_use(client, grant)?;
+        }
+        Ok(client_id.to_owned())
+    }
+}
+
+fn may_use(client: &ClientConfig, grant: GrantType) -> Result<(), OAuthError> {
+    if client.grant_types.contains(&grant) {
+        return Ok(());
+    }
+    Err(OAuthError::new(ErrorCode::UnauthorizedClient, format!("this client may not use the {} grant", grant.as_str())))
 }
 
 fn presented_credentials(

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::AuthzState;
 use super::form::OAuthForm;
+use super::local_browser::{Refusal, require_loopback_host, same_origin};
 use super::page;
 use super::store::{BackchannelRequest, DecideError, Decision, now_ms};
 use crate::secrets;
@@ -197,29 +198,6 @@ async fn decide(
     Ok(DecisionResult { auth_req_id: auth_req_id.to_owned(), status: status.to_owned() })
 }
 
-/// The page is for this machine only: a DNS-rebinding page on another name is refused.
-fn require_loopback_host(headers: &HeaderMap) -> Result<(), Refusal> {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    let name = match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
-        _ => host,
-    };
-    if matches!(name, "127.0.0.1" | "localhost" | "[::1]") {
-        Ok(())
-    } else {
-        Err(Refusal(StatusCode::FORBIDDEN, "the approval device answers only on loopback"))
-    }
-}
-
-/// A form post from the page itself carries our origin (or, from older clients, no Origin at all).
-fn same_origin(headers: &HeaderMap) -> bool {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or_default();
-    match headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) {
-        None => true,
-        Some(origin) => origin == format!("http://{host}"),
-    }
-}
-
 fn require_device_token(state: &AuthzState, headers: &HeaderMap) -> Result<(), Refusal> {
     let presented = headers
         .get(header::AUTHORIZATION)
@@ -229,21 +207,12 @@ fn require_device_token(state: &AuthzState, headers: &HeaderMap) -> Result<(), R
     if secrets::constant_time_eq(presented, &state.device.device_token) {
         Ok(())
     } else {
-        Err(Refusal(StatusCode::UNAUTHORIZED, "the device API needs the token in <data_dir>/device-token"))
+        Err(Refusal::new(StatusCode::UNAUTHORIZED, "the device API needs the token in <data_dir>/device-token"))
     }
 }
 
 fn urlencode(text: &str) -> String {
     url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
-}
-
-/// A refusal before any work is done.
-pub struct Refusal(StatusCode, &'static str);
-
-impl IntoResponse for Refusal {
-    fn into_response(self) -> Response {
-        (self.0, self.1).into_response()
-    }
 }
 
 /// Secrets of the approval device, new on every start.

@@ -1,6 +1,7 @@
-//! OAuth 2.0 / CIBA error responses (RFC 6749 §5.2, CIBA Core §13 and §11): one type, one
-//! translation to HTTP, so every endpoint answers `{"error", "error_description"}` with the status the
-//! specs give that code.
+//! OAuth 2.0 / CIBA error responses (RFC 6749 §5.2 and §4.1.2.1, CIBA Core §13 and §11, RFC 8707
+//! §2, RFC 7591 §3.2.2): one type, one translation to HTTP, so every endpoint answers
+//! `{"error", "error_description"}` with the status the specs give that code. (Errors of `/authorize`
+//! travel back in the redirect instead; `authorize` turns the same type into query parameters.)
 
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -36,6 +37,14 @@ pub enum ErrorCode {
     ExpiredToken,
     AccessDenied,
     ServerError,
+    /// RFC 6749 §4.1.2.1: `/authorize` with a `response_type` other than `code`.
+    UnsupportedResponseType,
+    /// RFC 8707 §2: the `resource` is unknown, or not one this grant may name.
+    InvalidTarget,
+    /// RFC 7591 §3.2.2: a registration's redirect URI is not acceptable.
+    InvalidRedirectUri,
+    /// RFC 7591 §3.2.2: some other registration metadata is not acceptable.
+    InvalidClientMetadata,
 }
 
 impl ErrorCode {
@@ -55,6 +64,10 @@ impl ErrorCode {
             Self::ExpiredToken => "expired_token",
             Self::AccessDenied => "access_denied",
             Self::ServerError => "server_error",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidTarget => "invalid_target",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
         }
     }
 
@@ -75,6 +88,10 @@ impl OAuthError {
 
     pub fn invalid_request(description: impl Into<String>) -> Self {
         Self::new(ErrorCode::InvalidRequest, description)
+    }
+
+    pub fn invalid_grant(description: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, description)
     }
 
     pub fn server_error(cause: impl std::fmt::Display) -> Self {

@@ -1,4 +1,5 @@
-//! The embedded CIBA authorization server: the local stand-in for Auth0 and the Guardian app.
+//! The embedded authorization server: the local stand-in for Auth0 and the Guardian app, and the
+//! authorization server MCP clients sign their users in with.
 //!
 //! Auth0-shaped, so the MCP server's CIBA client works against it and against Auth0 with only the
 //! issuer changed. Server side only: it shares the seed with the bank API, never code paths with the
@@ -6,23 +7,43 @@
 //!
 //! | route | module |
 //! |---|---|
-//! | `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json` | [`discovery`] |
+//! | `GET /.well-known/oauth-authorization-server`, `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json` | [`discovery`] |
 //! | `POST /bc-authorize` | [`backchannel`] |
-//! | `POST /oauth/token` (CIBA and client-credentials grants) | [`token_endpoint`] |
+//! | `POST /oauth/token` (CIBA and client-credentials grants; authorization code and refresh token in [`code_grant`]) | [`token_endpoint`] |
 //! | `GET /device`, `POST /device/decide`, `/device/api/*` | [`device`] (the phone) |
+//! | `GET /authorize` | [`authorize`], then the sign-in pages `POST /authorize/sign-in`, `POST /authorize/consent` ([`sign_in`]) |
+//! | `POST /register` (Dynamic Client Registration) | [`registration`] |
 //!
-//! State (signing key, the MCP server's client credentials, pending requests) lives in the data
-//! directory and survives restarts; [`ping`] announces outcomes to ping clients and expires requests.
+//! MCP clients sign users in with the authorization code flow and PKCE: the client is configured,
+//! registered at `/register`, or named by the URL of its metadata document ([`sign_in_clients`]);
+//! the access token is for the MCP endpoint's resource ([`apis`]), and never for the bank API, whose
+//! tokens come only from CIBA approvals and client credentials.
+//!
+//! State (signing key, the MCP server's client credentials, pending requests, registered clients,
+//! codes and refresh tokens) lives in the data directory and survives restarts; sign-ins in progress
+//! do not. [`ping`] announces outcomes to ping clients and expires requests.
 
+pub mod apis;
+mod authorize;
 pub mod backchannel;
+mod client_metadata;
 pub mod clients;
+mod code_grant;
 pub mod device;
 pub mod discovery;
 mod error;
 mod form;
+mod grants;
+mod html;
 pub mod keys;
+mod local_browser;
 mod page;
 mod ping;
+mod pkce;
+mod registration;
+mod sign_in;
+mod sign_in_clients;
+mod sign_in_page;
 pub mod store;
 mod token_endpoint;
 mod tokens;
@@ -34,12 +55,16 @@ use axum::routing::{get, post};
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::scopes::{CREATE_TRANSFER, READ_ACCOUNTS};
+use crate::scopes::{CREATE_TRANSFER, MCP_TOOLS, READ_ACCOUNTS};
 use crate::secrets;
-use backchannel::ApiCatalog;
+use apis::{Api, ApiCatalog, GrantedBy};
+use client_metadata::ClientMetadataDocuments;
 use clients::{ClientCredentials, ClientFileError, ClientRegistry};
 use device::{DEVICE_TOKEN_FILE, DeviceAccess};
+use grants::GrantStore;
 use keys::{KeyError, SigningKey};
+use registration::RegisteredClients;
+use sign_in::SignIns;
 use store::RequestStore;
 use tokens::TokenIssuer;
 
@@ -58,6 +83,13 @@ pub struct AuthzState {
     /// Wakes the ping loop when a request is decided.
     outcomes: Notify,
     http: reqwest::Client,
+    /// Authorization codes and refresh tokens of signed-in users.
+    grants: GrantStore,
+    /// Clients registered at `/register`.
+    registered: RegisteredClients,
+    client_documents: ClientMetadataDocuments,
+    /// Sign-ins between `/authorize` and the client's redirect URI.
+    sign_ins: SignIns,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,14 +135,31 @@ impl AuthorizationServer {
         let state = AuthzState {
             issuer: issuer.to_owned(),
             clients,
-            store,
             key,
             tokens,
-            apis: ApiCatalog { apis: vec![(config.bank_api.audience.clone(), vec![READ_ACCOUNTS, CREATE_TRANSFER])] },
+            apis: ApiCatalog {
+                apis: vec![
+                    Api {
+                        identifier: config.bank_api.audience.clone(),
+                        scopes: vec![READ_ACCOUNTS, CREATE_TRANSFER],
+                        granted_by: GrantedBy::Backchannel,
+                    },
+                    Api { identifier: config.mcp_resource(), scopes: vec![MCP_TOOLS], granted_by: GrantedBy::SignIn },
+                ],
+            },
             poll_interval_seconds: config.authz.poll_interval_seconds as i64,
             device,
             outcomes: Notify::new(),
             http: crate::http_client::builder_for(notification_endpoints.iter().map(String::as_str)).build()?,
+            grants: GrantStore::new(
+                store.database(),
+                config.authz.authorization_code_lifetime_seconds as i64,
+                config.authz.refresh_token_lifetime_seconds as i64,
+            ),
+            registered: RegisteredClients::new(store.database()),
+            client_documents: ClientMetadataDocuments::default(),
+            sign_ins: SignIns::default(),
+            store,
         };
         Ok(Self { state: Arc::new(state), mcp_client })
     }
@@ -127,9 +176,14 @@ impl AuthorizationServer {
     pub fn router(&self) -> Router {
         Router::new()
             .route(discovery::DISCOVERY_PATH, get(discovery::metadata))
+            .route(discovery::AUTHORIZATION_SERVER_METADATA_PATH, get(discovery::authorization_server_metadata))
             .route(discovery::JWKS_PATH, get(discovery::jwks))
             .route(discovery::BACKCHANNEL_PATH, post(backchannel::authorize))
             .route(discovery::TOKEN_PATH, post(token_endpoint::token))
+            .route(discovery::AUTHORIZE_PATH, get(authorize::authorize))
+            .route(sign_in::SIGN_IN_PATH, post(sign_in::pick_user))
+            .route(sign_in::CONSENT_PATH, post(sign_in::decide))
+            .route(discovery::REGISTRATION_PATH, post(registration::register))
             .route("/device", get(device::page))
             .route("/device/pending", get(device::pending_fragment))
             .route("/device/decide", post(device::decide_from_page))

@@ -4,6 +4,7 @@
 use serde_json::Value;
 
 use super::device::PendingApproval;
+use super::html::{self, escape};
 use super::store::now_ms;
 use crate::authorization_details::{PAYMENT_INITIATION, PaymentInitiation};
 use crate::devstack::seed::{self, SeedUser};
@@ -40,21 +41,6 @@ fn describe_account(id: &str, with_owner: bool) -> String {
         }
     }
     format!("account {id}")
-}
-
-pub fn escape(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
-    escaped
 }
 
 pub fn user_picker() -> String {
@@ -136,46 +122,12 @@ pub fn pending_list(user: &SeedUser, pending: &[PendingApproval], csrf: &str) ->
     format!(r#"<ol class="requests">{items}</ol>"#)
 }
 
+/// The device's pages: the shared shell, under the development-device banner.
 fn document(title: &str, body: &str) -> String {
-    format!(
-        r#"<!doctype html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · bankguard dev device</title>
-<style>{STYLE}</style>
-</head>
-<body>
-<p class="dev-banner" role="note"><strong>Development device.</strong> This page stands in for the account holder's phone. Anyone using this computer can approve here; never run it where real money is at stake.</p>
-<main>
-{body}
-</main>
-</body>
-</html>"#,
-        title = escape(title),
-    )
+    html::document(&format!("{title} · bankguard dev device"), DEVICE_BANNER, body)
 }
 
-const STYLE: &str = r#"
-body { font: 16px/1.5 system-ui, sans-serif; margin: 0; color: #1a1a1a; background: #f6f7f9; }
-main { max-width: 40rem; margin: 0 auto; padding: 1rem; }
-.dev-banner { margin: 0; padding: .6rem 1rem; background: #fff3c4; border-bottom: 2px solid #8a6d00; }
-h1 { font-size: 1.5rem; }
-.users, .requests { list-style: none; padding: 0; }
-.user { display: block; padding: .8rem 1rem; margin: .5rem 0; background: #fff; border: 1px solid #c8ccd2; border-radius: .5rem; color: #0b4fb3; }
-.request { background: #fff; border: 1px solid #c8ccd2; border-radius: .75rem; padding: 1rem; margin: .75rem 0; }
-.binding { font-family: ui-monospace, monospace; font-size: 1.05rem; margin: 0 0 .25rem; }
-.summary { font-size: 1.2rem; margin: .25rem 0; }
-.meta, .muted { color: #4a4f57; }
-.decision { display: flex; gap: .75rem; margin-top: .75rem; }
-button { font: inherit; padding: .6rem 1.4rem; border-radius: .5rem; border: 2px solid transparent; cursor: pointer; }
-.approve { background: #0f7b3f; color: #fff; }
-.deny { background: #fff; color: #a11d1d; border-color: #a11d1d; }
-button:focus-visible, a:focus-visible { outline: 3px solid #0b4fb3; outline-offset: 2px; }
-button:disabled { opacity: .5; cursor: not-allowed; }
-.notice { background: #e3f1ff; border-left: 4px solid #0b4fb3; padding: .5rem 1rem; }
-"#;
+const DEVICE_BANNER: &str = "<strong>Development device.</strong> This page stands in for the account holder's phone. Anyone using this computer can approve here; never run it where real money is at stake.";
 
 const SCRIPT: &str = r#"
 (function () {

@@ -111,6 +111,12 @@ impl RequestStore {
         Ok(Self { db, paces: Default::default() })
     }
 
+    /// The database, for the server's other stores in the same file ([`super::grants`],
+    /// [`super::registration`]).
+    pub fn database(&self) -> Database {
+        self.db.clone()
+    }
+
     /// Stores `request`, unless it resends one not yet exchanged: the same client and user, the same
     /// [`retry_key`](BackchannelRequest::retry_key), not expired (at `now`, in seconds) and not
     /// redeemed. A decision already given applies to the resend (the client lost the answer, not the

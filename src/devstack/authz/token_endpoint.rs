@@ -1,4 +1,5 @@
-//! `POST /oauth/token`: the CIBA grant (CIBA Core §10.1, §11) and the client-credentials grant.
+//! `POST /oauth/token`: the CIBA grant (CIBA Core §10.1, §11), the client-credentials grant, and
+//! the authorization code and refresh token grants of a signed-in user ([`super::code_grant`]).
 //!
 //! The CIBA grant answers `authorization_pending` until the holder decides, `slow_down` (interval
 //! +5 s for good, with `Retry-After` and `interval` as Auth0 sends them) when polled faster than the
@@ -15,6 +16,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::AuthzState;
+use super::code_grant;
 use super::error::{ErrorCode, OAuthError, TokenEndpointError};
 use super::form::OAuthForm;
 use super::store::{PollOutcome, now_ms};
@@ -30,6 +32,10 @@ pub struct TokenForm {
     pub scope: Option<String>,
     pub audience: Option<String>,
     pub resource: Option<String>,
+    pub code: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub code_verifier: Option<String>,
+    pub refresh_token: Option<String>,
 }
 
 pub async fn token(
@@ -39,22 +45,32 @@ pub async fn token(
 ) -> Result<Response, TokenEndpointError> {
     let OAuthForm(form) = form?;
     let grant = match form.grant_type.as_deref() {
-        Some(grant) if grant == GrantType::Ciba.as_str() => GrantType::Ciba,
-        Some(grant) if grant == GrantType::ClientCredentials.as_str() => GrantType::ClientCredentials,
-        Some(other) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                format!("grant_type {other:?} is not supported"),
-            )
-            .into());
-        }
+        Some(grant_type) => GrantType::parse(grant_type).ok_or_else(|| {
+            OAuthError::new(ErrorCode::UnsupportedGrantType, format!("grant_type {grant_type:?} is not supported"))
+        })?,
         None => return Err(OAuthError::invalid_request("grant_type is required").into()),
     };
-    let client =
-        state.clients.authenticate(&headers, form.client_id.as_deref(), form.client_secret.as_deref(), grant)?;
     let response = match grant {
-        GrantType::Ciba => ciba_grant(&state, &client.id, &form).await?,
-        GrantType::ClientCredentials => client_credentials_grant(&state, client, &form)?,
+        GrantType::Ciba | GrantType::ClientCredentials => {
+            let client = state.clients.authenticate(
+                &headers,
+                form.client_id.as_deref(),
+                form.client_secret.as_deref(),
+                grant,
+            )?;
+            match grant {
+                GrantType::Ciba => ciba_grant(&state, &client.id, &form).await?,
+                _ => client_credentials_grant(&state, client, &form)?,
+            }
+        }
+        GrantType::AuthorizationCode | GrantType::RefreshToken => {
+            let client_id =
+                state.clients.identify(&headers, form.client_id.as_deref(), form.client_secret.as_deref(), grant)?;
+            match grant {
+                GrantType::AuthorizationCode => code_grant::authorization_code(&state, &client_id, &form).await?,
+                _ => code_grant::refresh_token(&state, &client_id, &form).await?,
+            }
+        }
     };
     let mut response = Json(response).into_response();
     // RFC 6749 §5.1: token responses must not be cached.

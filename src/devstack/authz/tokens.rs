@@ -17,6 +17,9 @@ pub struct TokenResponse {
     pub token_type: &'static str,
     pub expires_in: i64,
     pub scope: String,
+    /// For a sign-in (authorization code and refresh token grants): the next refresh token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub id_token: Option<String>,
     /// Echoed as Auth0 does when the request carried rich authorization details.
@@ -24,7 +27,7 @@ pub struct TokenResponse {
     pub authorization_details: Option<Value>,
 }
 
-/// RFC 9068 §2.2 claims, plus `authorization_details` (RFC 9396 §9.1).
+/// RFC 9068 §2.2 claims (and `nbf`), plus `authorization_details` (RFC 9396 §9.1).
 #[derive(Serialize)]
 struct AccessTokenClaims<'a> {
     iss: &'a str,
@@ -32,6 +35,7 @@ struct AccessTokenClaims<'a> {
     aud: &'a str,
     exp: i64,
     iat: i64,
+    nbf: i64,
     jti: String,
     client_id: &'a str,
     scope: &'a str,
@@ -81,6 +85,7 @@ impl TokenIssuer {
             aud: grant.audience.unwrap_or(&self.issuer),
             exp: now + self.lifetime_seconds,
             iat: now,
+            nbf: now,
             jti: secrets::random_token(16),
             client_id: grant.client_id,
             scope: grant.scope,
@@ -107,6 +112,7 @@ impl TokenIssuer {
             token_type: "Bearer",
             expires_in: self.lifetime_seconds,
             scope: grant.scope.to_owned(),
+            refresh_token: None,
             id_token,
             authorization_details: grant.authorization_details.cloned(),
         })

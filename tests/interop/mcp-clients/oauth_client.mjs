@@ -125,8 +125,10 @@ class Person {
         if (values.includes(this.user)) data.set(name, this.user);
         else if (values.length === 1) data.set(name, values[0]);
       }
+      // A button that names the user ("sign in as bob"), else one that approves, else the first.
+      const asUser = form.buttons.filter(([, v]) => v === this.user);
       const approve = form.buttons.filter(([n, v]) => APPROVE_WORDS.some((w) => `${n} ${v}`.toLowerCase().includes(w)));
-      const [name, value] = approve[0] ?? form.buttons[0] ?? ['', ''];
+      const [name, value] = asUser[0] ?? approve[0] ?? form.buttons[0] ?? ['', ''];
       if (name) data.set(name, value);
       this.pages += 1;
       response = await this.fetch(new URL(form.action, response.url), {

@@ -5,7 +5,7 @@ Run by the Rust interop tests with .peers/venv/bin/python against `bankguard ser
 Metadata it names, finds the authorization server's metadata, registers itself (RFC 7591), and runs the
 authorization code flow with PKCE and `resource`. The one thing a desktop client would leave to a browser, the
 person signing in, is played here by `Person`: it opens the authorization URL, fills the sign-in and consent
-forms the authorization server shows (choosing --user, and approving), and hands the redirect's `code`, `state`
+forms the authorization server shows (choosing --user, by a field or a button, and approving), and hands the redirect's `code`, `state`
 and `iss` back to the SDK. It reads the pages' real forms (hidden fields, the user choice, the approve button);
 nothing is skipped.
 
@@ -150,8 +150,10 @@ class Person:
                 data[name] = self.user
             elif len(values) == 1:
                 data[name] = values[0]
+        # A button that names the user ("sign in as bob"), else one that approves, else the first.
+        as_user = [(n, v) for n, v in form.buttons if v == self.user]
         approve = [(n, v) for n, v in form.buttons if any(word in (n + " " + v).lower() for word in APPROVE_WORDS)]
-        name, value = (approve or form.buttons or [("", "")])[0]
+        name, value = (as_user or approve or form.buttons or [("", "")])[0]
         if name:
             data[name] = value
         self.pages += 1
