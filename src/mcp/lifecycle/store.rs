@@ -142,6 +142,10 @@ pub enum StoreError {
     KeyReused(String),
     #[error("the stored transfer intent {id} has an unreadable {what}")]
     Unreadable { id: String, what: String },
+    #[error(
+        "the transfer intent store is at migration {applied}, and this build needs {known}: run `bankguard migrate`"
+    )]
+    NotMigrated { applied: i64, known: i64 },
     #[error("the transfer intent {0} is not in the store")]
     Missing(String),
     #[error(
@@ -202,6 +206,41 @@ impl IntentStore {
     /// Opens the store now (so a bad data directory is reported at start, not at the first call).
     pub async fn open(&self) -> Result<(), StoreError> {
         self.db().await.map(|_| ())
+    }
+
+    /// Whether the store answers now and holds every migration this build knows (for `/readyz`).
+    pub async fn check_ready(&self) -> Result<(), StoreError> {
+        let db = self.db().await?;
+        let applied: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success").fetch_one(&db.reader).await?;
+        let known = MIGRATIONS.iter().map(|migration| migration.version).max();
+        match known {
+            Some(known) if applied.unwrap_or(0) < known => {
+                Err(StoreError::NotMigrated { applied: applied.unwrap_or(0), known })
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// How many intents are open now, by status, whichever runner drives them (for `/metrics`).
+    pub async fn open_counts(&self) -> Result<Vec<(Status, i64)>, StoreError> {
+        let db = self.db().await?;
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM transfer_intents WHERE status IN ($1, $2, $3, $4) GROUP BY status",
+        )
+        .bind(Status::OPEN[0])
+        .bind(Status::OPEN[1])
+        .bind(Status::OPEN[2])
+        .bind(Status::OPEN[3])
+        .fetch_all(&db.reader)
+        .await?;
+        Ok(Status::OPEN
+            .iter()
+            .map(|status| {
+                let count = rows.iter().find(|(name, _)| name == status.as_str()).map_or(0, |(_, count)| *count);
+                (*status, count)
+            })
+            .collect())
     }
 
     /// The owner's intent with this id, if any.
