@@ -102,9 +102,25 @@ pub struct McpConfig {
     /// The most approval requests one holder may have waiting at once, 1 to 100000; one more
     /// transfer is refused with a tool error and nothing reaches the provider.
     pub max_pending_per_holder: usize,
+    /// Where transfer intents are kept. Unset: SQLite in the data directory (one machine). A
+    /// `postgres://` URL: that database, shared by every `bankguard serve` replica (see
+    /// docs/deployment.md). Leave the password out of it: use `store_password_file`,
+    /// `BANKGUARD_MCP__STORE_PASSWORD`, `PGPASSWORD` or `~/.pgpass`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_url: Option<String>,
+    /// The PostgreSQL password. Prefer the environment (`BANKGUARD_MCP__STORE_PASSWORD`) or
+    /// `store_password_file`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_password: Option<String>,
+    /// A file holding the PostgreSQL password (its first line).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_password_file: Option<PathBuf>,
+    /// The most connections to PostgreSQL per server process (besides the one that listens for
+    /// other replicas), 1 to 1000.
+    pub store_max_connections: u32,
     /// How often each server process records that it is alive, 1 to 60 seconds. The pending
     /// transfers of a process silent for three heartbeats are taken over by another `bankguard
-    /// serve` on the same data directory.
+    /// serve` on the same store.
     pub heartbeat_seconds: u64,
     /// In ping mode, the token endpoint is polled only when a ping arrives, once just before the
     /// request expires, and otherwise at most once per this many seconds (in case a ping was lost),
@@ -119,6 +135,8 @@ impl std::fmt::Debug for McpConfig {
             .field("issuer", &self.issuer)
             .field("client_id", &self.client_id)
             .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("store", &if self.store_url.is_some() { "postgres" } else { "sqlite" })
+            .field("store_password", &self.store_password.as_ref().map(|_| "<redacted>"))
             .field("user", &self.user)
             .finish_non_exhaustive()
     }
@@ -255,6 +273,10 @@ impl Default for McpConfig {
             auth: McpAuth::None,
             oauth: McpOAuthConfig::default(),
             max_pending_per_holder: 3,
+            store_url: None,
+            store_password: None,
+            store_password_file: None,
+            store_max_connections: 10,
             heartbeat_seconds: 5,
             ping_fallback_poll_seconds: 60,
         }
@@ -648,6 +670,18 @@ impl McpConfig {
         }
         if !(1..=300).contains(&self.max_wait_seconds) {
             return invalid("max_wait_seconds", "must be between 1 and 300");
+        }
+        if !(1..=1000).contains(&self.store_max_connections) {
+            return invalid("store_max_connections", "must be between 1 and 1000");
+        }
+        if let Some(url) = &self.store_url {
+            // Parsed again, with the password, when the store opens; the reason never repeats the URL.
+            if let Err(reason) = crate::mcp::lifecycle::PostgresLocation::parse(url, None, 1) {
+                return invalid("store_url", &reason);
+            }
+        }
+        if self.store_password.is_some() && self.store_password_file.is_some() {
+            return invalid("store_password_file", "set either store_password or store_password_file, not both");
         }
         if !(1..=60).contains(&self.heartbeat_seconds) {
             return invalid("heartbeat_seconds", "must be between 1 and 60");

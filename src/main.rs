@@ -13,6 +13,7 @@ use bankguard::devstack::authz::device::PendingApproval;
 use bankguard::devstack::device_client::DeviceClient;
 use bankguard::devstack::{DevStack, seed};
 use bankguard::mcp::Backends;
+use bankguard::mcp::lifecycle::{IntentStore, StoreLocation};
 use bankguard::mcp::transport::{self, RunningHttp};
 
 /// mimalloc, not glibc's malloc: a `serve` holding thousands of pending approvals allocates in
@@ -54,6 +55,10 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Apply the transfer intent store's migrations (`mcp.store_url`, or SQLite in the data
+    /// directory) and exit. `serve` applies them too at start; run this to apply them first, e.g.
+    /// as a release step before replicas of a new version start.
+    Migrate,
     /// Run everything in one process on loopback: the dev authorization server with its approval
     /// page, the bank API, and the MCP server over HTTP; prints how to connect a client.
     Demo,
@@ -114,6 +119,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve { transport, listen } => serve(config, transport, listen).await,
+            Command::Migrate => migrate(&config).await,
             Command::Demo => run_demo(config).await,
             Command::Dev => run_dev(config).await,
             Command::Pending { user } => list_pending(&config, user.as_deref()).await,
@@ -149,6 +155,19 @@ async fn serve(
             server.shutdown().await?;
         }
     }
+    Ok(())
+}
+
+async fn migrate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let location = bankguard::mcp::backends::store_location(config)?;
+    let kind = match location {
+        StoreLocation::Sqlite(_) => "SQLite",
+        StoreLocation::Postgres(_) => "PostgreSQL",
+    };
+    let store = IntentStore::new(location, bankguard::clock::Clock::system());
+    let applied = store.migrate().await?;
+    store.close().await;
+    println!("the {kind} transfer intent store is up to date (migrations applied: {applied})");
     Ok(())
 }
 

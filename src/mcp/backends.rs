@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bank_access::BankAccess;
-use super::lifecycle::{ApprovalSettings, IntentStore, Runner, StoreError, Waits};
+use super::lifecycle::{ApprovalSettings, IntentStore, PostgresLocation, Runner, StoreError, StoreLocation};
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::Secret;
@@ -26,8 +26,8 @@ pub struct Backends {
     /// Carries every transfer intent of this process through its lifecycle.
     pub runner: Arc<Runner>,
     pub limits: Limits,
-    /// Present in ping mode: the scheduler whose wait a ping (by its notification token) ends.
-    pub pings: Option<Arc<Waits>>,
+    /// Ping mode: the provider's pings (`/ciba/notify`) end the runner's waits.
+    pub ping_mode: bool,
     started: tokio::sync::OnceCell<()>,
 }
 
@@ -57,6 +57,10 @@ pub enum BackendsError {
     HttpClient(#[from] reqwest::Error),
     #[error("ping delivery needs the HTTP transport: the provider must be able to call this server")]
     PingNeedsHttp,
+    #[error("mcp.store_url {0}")]
+    StoreUrl(String),
+    #[error("cannot read the PostgreSQL password file {}: {reason}", path.display())]
+    StorePasswordFile { path: std::path::PathBuf, reason: String },
 }
 
 /// The embedded authorization server's credentials file for the MCP client.
@@ -104,9 +108,8 @@ impl Backends {
             ping_fallback: Duration::from_secs(mcp.ping_fallback_poll_seconds),
         };
         let ping_mode = mcp.delivery_mode == DeliveryMode::Ping;
-        let store = Arc::new(IntentStore::new(config.data_dir.clone(), clock));
+        let store = Arc::new(IntentStore::new(store_location(config)?, clock));
         let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode));
-        let pings = ping_mode.then(|| runner.waits().clone());
         Ok(Self {
             configured_holder: Holder::configured(&mcp.user),
             signed_in_only: http_transport && mcp.auth == McpAuth::Oauth,
@@ -119,7 +122,7 @@ impl Backends {
                 requested_expiry,
                 max_pending_per_holder: mcp.max_pending_per_holder,
             },
-            pings,
+            ping_mode,
             started: tokio::sync::OnceCell::new(),
         })
     }
@@ -147,7 +150,33 @@ impl Backends {
         if self.started.initialized() {
             self.runner.shutdown().await;
         }
+        self.store().close().await;
     }
+}
+
+/// SQLite in the data directory, or the PostgreSQL database of `mcp.store_url` with its password
+/// from `mcp.store_password`, `mcp.store_password_file`, or else libpq's `PGPASSWORD` / `~/.pgpass`.
+pub fn store_location(config: &Config) -> Result<StoreLocation, BackendsError> {
+    let mcp = &config.mcp;
+    let Some(url) = &mcp.store_url else {
+        return Ok(StoreLocation::Sqlite(config.data_dir.join(crate::mcp::lifecycle::store::DATABASE_FILE)));
+    };
+    let password = match (&mcp.store_password, &mcp.store_password_file) {
+        (Some(password), _) => Some(Secret::new(password.clone())),
+        (None, Some(path)) => {
+            let error = |reason: String| BackendsError::StorePasswordFile { path: path.clone(), reason };
+            let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+            let line = text.lines().next().unwrap_or_default();
+            if line.is_empty() {
+                return Err(error("the file is empty".into()));
+            }
+            Some(Secret::new(line))
+        }
+        (None, None) => None,
+    };
+    let location = PostgresLocation::parse(url, password.as_ref().map(Secret::expose), mcp.store_max_connections)
+        .map_err(BackendsError::StoreUrl)?;
+    Ok(StoreLocation::Postgres(location))
 }
 
 /// The secret from `mcp.client_secret`, `mcp.client_secret_file`, or the dev stack's credentials file.

@@ -110,11 +110,9 @@ async fn a_call_cancelled_mid_wait_moves_nothing_even_when_approved_later() {
     handle.cancel(Some("the user changed their mind".into())).await.unwrap();
 
     // The server stops waiting within a second: the intent is recorded as cancelled.
-    let options = sqlx::sqlite::SqliteConnectOptions::new().filename(stack.dev.data_path("mcp.sqlite")).read_only(true);
-    let intents = sqlx::SqlitePool::connect_with(options).await.unwrap();
+    let intents = stack.dev.intents().await;
     let status = loop {
-        let status: String =
-            sqlx::query_scalar("SELECT status FROM transfer_intents").fetch_one(&intents).await.unwrap();
+        let status = intents.statuses().await.pop().expect("one intent");
         if status == "cancelled" || cancelled_at.elapsed() > Duration::from_secs(1) {
             break status;
         }

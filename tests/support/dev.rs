@@ -10,6 +10,7 @@ use bankguard::devstack::authz::clients::ClientCredentials;
 use bankguard::devstack::device_client::DeviceClient;
 use serde_json::Value;
 
+use super::intent_store::{StoredIntents, TestStore};
 use super::{Reply, Transfer, send};
 
 /// A second CIBA client, registered for `client_secret_post`.
@@ -30,6 +31,9 @@ pub enum ClientAuth {
 pub struct Dev {
     pub stack: DevStack,
     pub config: Config,
+    /// Where MCP servers started for this stack keep their intents (SQLite in `data_dir`, or a
+    /// PostgreSQL database: see [`TestStore`]).
+    pub store: TestStore,
     pub data_dir: tempfile::TempDir,
     pub http: reqwest::Client,
 }
@@ -75,28 +79,30 @@ impl Dev {
                 ..client(MACHINE_CLIENT.0, MACHINE_CLIENT.1, ClientAuthMethod::ClientSecretBasic)
             },
         ];
+        let store = TestStore::for_this_run().await;
+        store.configure(&mut config);
         configure(&mut config);
         config.validate().unwrap();
         let stack = DevStack::start(&config).await.unwrap();
-        Self { stack, config, data_dir, http: bankguard::http_client::builder().build().unwrap() }
+        Self { stack, config, store, data_dir, http: bankguard::http_client::builder().build().unwrap() }
     }
 
     /// Stops this process's servers and starts new ones on the same data directory (new ports).
     pub async fn restart(self) -> Self {
-        let Self { stack, config, data_dir, http } = self;
+        let Self { stack, config, store, data_dir, http } = self;
         stack.shutdown().await;
         let stack = DevStack::start(&config).await.unwrap();
-        Self { stack, config, data_dir, http }
+        Self { stack, config, store, data_dir, http }
     }
 
     /// Stops this process's servers and keeps their ports and data directory for
     /// [`StoppedDev::start_again`]; meanwhile nothing of the dev stack listens.
     pub async fn stop(self) -> StoppedDev {
-        let Self { stack, mut config, data_dir, http } = self;
+        let Self { stack, mut config, store, data_dir, http } = self;
         config.authz.listen = stack.authz_address;
         config.bank_api.listen = stack.bank_api_address;
         stack.shutdown().await;
-        StoppedDev { config, data_dir, http }
+        StoppedDev { config, store, data_dir, http }
     }
 
     pub fn issuer(&self) -> &str {
@@ -105,6 +111,11 @@ impl Dev {
 
     pub fn data_path(&self, file: &str) -> PathBuf {
         self.data_dir.path().join(file)
+    }
+
+    /// The MCP servers' intents as stored.
+    pub async fn intents(&self) -> StoredIntents {
+        self.store.reader(self.data_dir.path()).await
     }
 
     pub fn mcp(&self) -> &ClientCredentials {
@@ -243,6 +254,7 @@ impl Dev {
 /// A dev stack whose servers are stopped, with its data directory and ports kept.
 pub struct StoppedDev {
     config: Config,
+    store: TestStore,
     data_dir: tempfile::TempDir,
     http: reqwest::Client,
 }
@@ -256,8 +268,8 @@ impl StoppedDev {
     /// Starts the servers again on the same data directory and the same ports, so the issuer and
     /// every endpoint URL a client holds stay valid.
     pub async fn start_again(self) -> Dev {
-        let Self { config, data_dir, http } = self;
+        let Self { config, store, data_dir, http } = self;
         let stack = DevStack::start(&config).await.unwrap();
-        Dev { stack, config, data_dir, http }
+        Dev { stack, config, store, data_dir, http }
     }
 }

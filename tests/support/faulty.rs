@@ -73,6 +73,7 @@ impl FaultyStack {
             .env("BANKGUARD_MCP__HEARTBEAT_SECONDS", "1")
             .env("RUST_LOG", "info,bankguard=debug")
             .kill_on_drop(true);
+        self.dev.store.apply_to(&mut command);
         command
     }
 
@@ -124,14 +125,9 @@ impl FaultyStack {
         sqlx::query_scalar("SELECT count(*) FROM transfers").fetch_one(&pool).await.unwrap()
     }
 
-    /// The status of an intent as stored (read from `mcp.sqlite`, whoever drives it).
+    /// The status of an intent as stored (whoever drives it).
     pub async fn stored_status(&self, intent_id: &str) -> String {
-        let pool = self.read_only("mcp.sqlite").await;
-        sqlx::query_scalar("SELECT status FROM transfer_intents WHERE id = ?")
-            .bind(intent_id)
-            .fetch_one(&pool)
-            .await
-            .unwrap()
+        self.dev.intents().await.status(intent_id).await.expect("the intent is stored")
     }
 
     /// Waits (polling the store every 100 ms, at most `timeout`) until the intent is `status`.
@@ -161,12 +157,7 @@ impl FaultyStack {
 
     /// The newest intent's id, read from the store.
     pub async fn newest_intent(&self) -> Option<String> {
-        let pool = self.read_only("mcp.sqlite").await;
-        sqlx::query_scalar("SELECT id FROM transfer_intents ORDER BY created_at_ms DESC, rowid DESC LIMIT 1")
-            .fetch_optional(&pool)
-            .await
-            .ok()
-            .flatten()
+        self.dev.intents().await.newest().await
     }
 
     /// How many approval requests the device has seen in all.

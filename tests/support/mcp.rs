@@ -129,6 +129,7 @@ impl McpStack {
             .env("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", self.config.mcp.progress_interval_seconds.to_string())
             .env("BANKGUARD_MCP__MAX_WAIT_SECONDS", self.config.mcp.max_wait_seconds.to_string())
             .env("RUST_LOG", "debug");
+        self.dev.store.apply_to(&mut command);
         command
     }
 

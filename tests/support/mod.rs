@@ -15,6 +15,7 @@ pub mod browser;
 pub mod dev;
 pub mod fault_proxy;
 pub mod faulty;
+pub mod intent_store;
 pub mod mcp;
 pub mod peers;
 pub mod sign_in;

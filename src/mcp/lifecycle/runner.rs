@@ -20,11 +20,12 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::state::{Event, IntentState, NoTransition};
-use super::store::{ApplyError, IntentStore, RunnerId, StoredIntent};
+use super::store::{ApplyError, IntentStore, RunnerId, StoreEvent, StoredIntent};
 use super::waits::{PingRegistration, Resume, WaitEnd, Waiting, Waits};
 use crate::bank::{BankError, RequestOutcome, TransferOrder};
 use crate::ciba::request::{ApprovalRequest, StartedApproval};
@@ -119,8 +120,9 @@ impl Runner {
         let runner = self.clone();
         let resume: Resume = Arc::new(move |waiting, end| runner.resume(waiting, end));
         self.tasks.spawn(self.waits.clone().run(self.stop.clone(), self.tasks.clone(), resume));
+        let owner: Option<Arc<str>> = owner.map(Arc::from);
         let runner = self.clone();
-        let owner = owner.map(str::to_owned);
+        let beating_for = owner.clone();
         self.tasks.spawn(async move {
             loop {
                 tokio::select! {
@@ -130,19 +132,59 @@ impl Runner {
                 if let Err(error) = runner.beat().await {
                     tracing::error!(%error, "could not write this server's heartbeat; pausing work until it can");
                 }
-                match runner.store.claim_stale(owner.as_deref(), &runner.id, runner.stale_after()).await {
-                    Ok(claimed) => {
-                        for intent in claimed {
-                            tracing::info!(reference = %intent.terms.reference, intent = %intent.id(),
-                                status = intent.status().as_str(), "taking over a transfer intent");
-                            runner.drive(intent, true);
-                        }
+                runner.take_over_stale(beating_for.as_deref()).await;
+            }
+        });
+        // What other replicas sharing the store did: a ping for one of our waits, a hand-back.
+        let runner = self.clone();
+        let mut events = self.store.events();
+        self.tasks.spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    () = runner.stop.cancelled() => return,
+                    event = events.recv() => event,
+                };
+                match event {
+                    Ok(StoreEvent::Pinged(digest)) => {
+                        runner.waits.ping_digest(&digest);
                     }
-                    Err(error) => tracing::warn!(%error, "could not look for transfer intents to take over"),
+                    Ok(StoreEvent::HandedBack | StoreEvent::Missed) => runner.take_over_stale(owner.as_deref()).await,
+                    Err(broadcast::error::RecvError::Lagged(_)) => runner.take_over_stale(owner.as_deref()).await,
+                    Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         });
         Ok(())
+    }
+
+    /// Claims and drives the open intents whose runner stopped (`owner`'s, or every holder's).
+    async fn take_over_stale(self: &Arc<Self>, owner: Option<&str>) {
+        match self.store.claim_stale(owner, &self.id, self.stale_after()).await {
+            Ok(claimed) => {
+                for intent in claimed {
+                    tracing::info!(reference = %intent.terms.reference, intent = %intent.id(),
+                        status = intent.status().as_str(), "taking over a transfer intent");
+                    self.drive(intent, true);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not look for transfer intents to take over"),
+        }
+    }
+
+    /// A ping carrying `token` reached this server: wakes the wait it is for, here or (through a
+    /// shared store) on the replica that runs it. False if no open intent was requested with it.
+    pub async fn ping(&self, token: &str) -> bool {
+        let digest = super::waits::digest(token);
+        if self.waits.ping_digest(&digest) {
+            return true;
+        }
+        match self.store.forward_ping(&digest).await {
+            Ok(forwarded) => forwarded,
+            Err(error) => {
+                tracing::warn!(%error, "could not pass a ping on to the other servers");
+                false
+            }
+        }
     }
 
     fn stale_after(&self) -> Duration {
@@ -280,10 +322,21 @@ impl Runner {
             Box::pin(self.wait_for_lease()).await;
             let event = match &intent.state {
                 IntentState::Requesting => {
-                    let token = self.ping_mode.then(|| {
-                        let (token, _) = ping.get_or_insert_with(|| self.ping_registration(intent.id()));
-                        token.clone()
-                    });
+                    let token = match (self.ping_mode, &ping) {
+                        (false, _) => None,
+                        (true, Some((token, _))) => Some(token.clone()),
+                        (true, None) => {
+                            let (token, registration) = self.ping_registration(intent.id());
+                            // So a ping reaching another replica, or this intent's next runner, finds the wait.
+                            if let Err(error) =
+                                Box::pin(self.store.record_ping_digest(intent.id(), registration.digest())).await
+                            {
+                                tracing::warn!(%error, "could not record the ping token's digest; only this server will hear the ping");
+                            }
+                            ping = Some((token.clone(), registration));
+                            Some(token)
+                        }
+                    };
                     Box::pin(self.request_approval(&intent, token)).await
                 }
                 IntentState::Pending { auth_req_id, expires_at, interval_seconds } => match decided.take() {
@@ -312,7 +365,11 @@ impl Runner {
                             auth_req_id: auth_req_id.clone(),
                             pacing: Pacing::new(&started, fallback, self.clock.now()),
                             cancel,
-                            ping: ping.take().map(|(_, registration)| registration),
+                            ping: ping.take().map(|(_, registration)| registration).or_else(|| {
+                                // Taken over (or resumed after a restart): the token sent is known by its digest.
+                                let digest = intent.ping_digest.filter(|_| self.ping_mode)?;
+                                Some(self.waits.expect_ping_digest(digest, intent.id()))
+                            }),
                         });
                         // Still driven by this runner: the scheduler hands the intent back.
                         return;

@@ -18,6 +18,7 @@ use tokio::sync::{Notify, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::store::PingDigest;
 use crate::ciba::types::{AuthReqId, Secret};
 use crate::ciba::wait::{ApprovalOutcome, Pacing};
 use crate::ciba::{CibaClient, CibaError};
@@ -84,8 +85,15 @@ impl Drop for PingRegistration {
     }
 }
 
-fn digest(token: &str) -> [u8; 32] {
+/// The SHA-256 of a notification token: how waits, the store and other replicas name it.
+pub fn digest(token: &str) -> PingDigest {
     Sha256::digest(token.as_bytes()).into()
+}
+
+impl PingRegistration {
+    pub fn digest(&self) -> &PingDigest {
+        &self.digest
+    }
 }
 
 impl Waits {
@@ -96,7 +104,11 @@ impl Waits {
     /// Registers the notification token sent with `intent_id`'s approval request, so a ping
     /// carrying it (even one that arrives before the request is recorded as pending) ends its wait.
     pub fn expect_ping(self: &Arc<Self>, token: &Secret, intent_id: &str) -> PingRegistration {
-        let digest = digest(token.expose());
+        self.expect_ping_digest(digest(token.expose()), intent_id)
+    }
+
+    /// Registers a notification token by its digest (for an intent taken over from another runner).
+    pub fn expect_ping_digest(self: &Arc<Self>, digest: PingDigest, intent_id: &str) -> PingRegistration {
         self.queue.lock().expect("wait queue").tokens.insert(digest, Arc::from(intent_id));
         PingRegistration { waits: Arc::downgrade(self), digest }
     }
@@ -104,8 +116,13 @@ impl Waits {
     /// A ping carrying `token` arrived: the wait it belongs to polls at once. False if no wait
     /// registered that token.
     pub fn ping(&self, token: &str) -> bool {
+        self.ping_digest(&digest(token))
+    }
+
+    /// A ping for the token with this digest arrived (here, or at another replica).
+    pub fn ping_digest(&self, digest: &PingDigest) -> bool {
         let mut queue = self.queue.lock().expect("wait queue");
-        let Some(intent) = queue.tokens.get(&digest(token)).cloned() else { return false };
+        let Some(intent) = queue.tokens.get(digest).cloned() else { return false };
         match queue.by_intent.get(&intent).copied() {
             Some(seq) => queue.reschedule(seq, self.clock.now()),
             None => {

@@ -34,7 +34,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use super::cancellation::{Calls, CancelFirst};
-use super::lifecycle::Waits;
+use super::lifecycle::Runner;
 use super::{Backends, BankguardServer};
 use crate::config::{Config, McpAuth, McpConfig};
 use gate::Gate;
@@ -118,7 +118,7 @@ pub fn http_router(
         config.session_idle_seconds,
         settings.max_request_body_bytes,
     ));
-    let pings = backends.pings.clone();
+    let pings = backends.ping_mode.then(|| backends.runner.clone());
     let factory_backends = backends.clone();
     let service = StreamableHttpService::new(
         move || Ok(BankguardServer::new(factory_backends.clone(), Calls::default())),
@@ -137,13 +137,14 @@ pub fn http_router(
 }
 
 /// CIBA Core §10.2: `Authorization: Bearer <client_notification_token>`, body `{"auth_req_id": …}`.
-async fn notify(State(waits): State<Arc<Waits>>, headers: HeaderMap) -> StatusCode {
+/// Any replica may receive it: the wait ends wherever it runs.
+async fn notify(State(runner): State<Arc<Runner>>, headers: HeaderMap) -> StatusCode {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if !token.is_empty() && waits.ping(token) { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
+    if !token.is_empty() && runner.ping(token).await { StatusCode::NO_CONTENT } else { StatusCode::UNAUTHORIZED }
 }
 
 /// An MCP HTTP server running in the background.
