@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::bank_access::BankAccess;
 use super::lifecycle::{ApprovalSettings, IntentStore, Runner, StoreError, Waits};
+use super::metrics::Metrics;
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::Secret;
@@ -28,6 +29,8 @@ pub struct Backends {
     pub limits: Limits,
     /// Present in ping mode: the scheduler whose wait a ping (by its notification token) ends.
     pub pings: Option<Arc<Waits>>,
+    /// This server's own metrics (`GET /metrics`), which the runner counts into.
+    pub metrics: Arc<Metrics>,
     started: tokio::sync::OnceCell<()>,
 }
 
@@ -105,7 +108,8 @@ impl Backends {
         };
         let ping_mode = mcp.delivery_mode == DeliveryMode::Ping;
         let store = Arc::new(IntentStore::new(config.data_dir.clone(), clock));
-        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode));
+        let metrics = Arc::new(Metrics::new());
+        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode, metrics.clone()));
         let pings = ping_mode.then(|| runner.waits().clone());
         Ok(Self {
             configured_holder: Holder::configured(&mcp.user),
@@ -120,6 +124,7 @@ impl Backends {
                 max_pending_per_holder: mcp.max_pending_per_holder,
             },
             pings,
+            metrics,
             started: tokio::sync::OnceCell::new(),
         })
     }
