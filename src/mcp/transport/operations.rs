@@ -59,7 +59,7 @@ fn unready_reason(error: &StoreError) -> String {
         }
         other => {
             tracing::warn!(error = %other, "readiness check: the transfer intent store cannot be read");
-            "the transfer intent store is unreachable".to_owned()
+            "the transfer intent store cannot be read".to_owned()
         }
     }
 }
