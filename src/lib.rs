@@ -20,7 +20,7 @@
 //!
 //! Client side, the product: what an AI client talks to and what it talks to.
 //! - [`mcp`]: the MCP server (rmcp): `list_accounts`, `transfer_funds`, `get_transfer_status`, progress, cancellation,
-//!   stdio and Streamable HTTP.
+//!   stdio and Streamable HTTP (with `/healthz`, `/readyz` and `/metrics` beside `/mcp`).
 //! - [`ciba`]: the CIBA client that asks the account holder's approval.
 //! - [`bank`]: the typed client of the bank API.
 //!

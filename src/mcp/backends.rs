@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::bank_access::BankAccess;
 use super::lifecycle::{ApprovalSettings, IntentStore, PostgresLocation, Runner, StoreError, StoreLocation};
+use super::metrics::Metrics;
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::Secret;
@@ -28,6 +29,8 @@ pub struct Backends {
     pub limits: Limits,
     /// Ping mode: the provider's pings (`/ciba/notify`) end the runner's waits.
     pub ping_mode: bool,
+    /// This server's own metrics (`GET /metrics`), which the runner counts into.
+    pub metrics: Arc<Metrics>,
     started: tokio::sync::OnceCell<()>,
 }
 
@@ -109,7 +112,8 @@ impl Backends {
         };
         let ping_mode = mcp.delivery_mode == DeliveryMode::Ping;
         let store = Arc::new(IntentStore::new(store_location(config)?, clock));
-        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode));
+        let metrics = Arc::new(Metrics::new());
+        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode, metrics.clone()));
         Ok(Self {
             configured_holder: Holder::configured(&mcp.user),
             signed_in_only: http_transport && mcp.auth == McpAuth::Oauth,
@@ -123,6 +127,7 @@ impl Backends {
                 max_pending_per_holder: mcp.max_pending_per_holder,
             },
             ping_mode,
+            metrics,
             started: tokio::sync::OnceCell::new(),
         })
     }

@@ -9,6 +9,7 @@
 //! - [`follow`] and [`progress`]: a tool call watching an intent, with progress notifications.
 //! - [`cancellation`]: explicit cancellations, stored before they are let go.
 //! - [`bank_access`]: the bank with the server's own read token.
+//! - [`metrics`]: what `GET /metrics` reports (one registry per server, no personal data).
 //! - [`backends`]: all of the above, built from configuration.
 //! - [`transport`]: stdio, and Streamable HTTP on loopback with `Host`/`Origin` checks and the
 //!   CIBA ping endpoint.
@@ -23,6 +24,7 @@ pub mod follow;
 pub mod holder;
 pub mod intent;
 pub mod lifecycle;
+pub mod metrics;
 pub mod progress;
 pub mod tools;
 pub mod transport;

@@ -35,6 +35,7 @@ use crate::ciba::{CibaClient, CibaError};
 use crate::clock::{Clock, Millis};
 use crate::mcp::bank_access::BankAccess;
 use crate::mcp::holder::LoginHints;
+use crate::mcp::metrics::{BankCall, Metrics};
 
 /// A runner silent for this many heartbeats is presumed gone; its intents are taken over.
 pub const STALE_AFTER_HEARTBEATS: u32 = 3;
@@ -67,6 +68,8 @@ pub struct Runner {
     ciba: Arc<CibaClient>,
     bank: Arc<BankAccess>,
     approval: ApprovalSettings,
+    /// What this runner counts as intents move (for `/metrics`).
+    metrics: Arc<Metrics>,
     /// Every pending approval's wait, driven by one scheduler.
     waits: Arc<Waits>,
     /// Whether approval requests ask the provider to ping (CIBA ping mode).
@@ -86,6 +89,7 @@ impl Runner {
         bank: Arc<BankAccess>,
         approval: ApprovalSettings,
         ping_mode: bool,
+        metrics: Arc<Metrics>,
     ) -> Self {
         let clock = store.clock().clone();
         Self {
@@ -97,6 +101,7 @@ impl Runner {
             ciba,
             bank,
             approval,
+            metrics,
             driving: Mutex::new(HashMap::new()),
             lease_until: AtomicI64::new(0),
             stop: CancellationToken::new(),
@@ -293,6 +298,7 @@ impl Runner {
         }
         match result {
             Ok(intent) => {
+                self.metrics.cancelled();
                 tracing::info!(reference = %intent.terms.reference, "cancelled; the approval will not be used");
                 Ok(intent)
             }
@@ -426,7 +432,10 @@ impl Runner {
         let mut pause = Duration::from_millis(200);
         loop {
             match self.store.apply(intent, event.clone()).await {
-                Ok(next) => return Some(next),
+                Ok(next) => {
+                    self.metrics.transition(intent.status(), next.status(), intent.created_at, self.clock.now());
+                    return Some(next);
+                }
                 Err(ApplyError::Conflict(current)) => {
                     // Cancelled meanwhile, or claimed by another runner.
                     return (current.runner.as_deref() == Some(self.id.0.as_str())).then_some(*current);
@@ -530,7 +539,8 @@ impl Runner {
         loop {
             self.wait_for_lease().await;
             let attempt_at = self.clock.now();
-            let answer = self.bank.transfer(token, terms.id.as_str(), &order).await;
+            let answer =
+                self.metrics.time(BankCall::Transfer, self.bank.transfer(token, terms.id.as_str(), &order)).await;
             let reason = answer.as_ref().err().map(ToString::to_string).unwrap_or_default();
             let now = self.clock.now();
             match transfer_answered(answer, attempt_at, now, token_expires_at, unanswered) {
@@ -554,7 +564,9 @@ impl Runner {
         }
         let mut pause = Duration::from_secs(1);
         loop {
-            match lookup_answered(self.bank.request_outcome(&intent.owner, intent.id()).await) {
+            let answer =
+                self.metrics.time(BankCall::Lookup, self.bank.request_outcome(&intent.owner, intent.id())).await;
+            match lookup_answered(answer) {
                 Some(event) => return event,
                 None => {
                     tracing::warn!(reference = %intent.terms.reference, "cannot ask the bank what happened to a transfer yet; retrying");

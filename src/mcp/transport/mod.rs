@@ -12,11 +12,17 @@
 //!
 //! In ping mode the HTTP server also exposes `POST /ciba/notify`: the provider's ping, authenticated
 //! by the `client_notification_token` of one waiting request, wakes that wait at once.
+//!
+//! - [`operations`]: for operators, outside the token check and the gate, `GET` only:
+//!   `/healthz` (200 `ok` while the process answers), `/readyz` (200 once the intent store opens and
+//!   holds every migration, else 503 and the reason in one sentence, never a path or a database
+//!   URL) and `/metrics` (Prometheus text: see [`crate::mcp::metrics`]).
 
 pub mod frames;
 pub mod gate;
 pub mod lines;
 pub mod oauth;
+pub mod operations;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -100,7 +106,8 @@ pub async fn serve_stdio(backends: Arc<Backends>) -> Result<(), TransportError> 
 }
 
 /// The HTTP application: `/mcp` behind its [`gate`] (and, with `mcp.auth = "oauth"`, behind
-/// [`oauth::require_token`], with the resource's metadata beside it), and `/ciba/notify` in ping mode.
+/// [`oauth::require_token`], with the resource's metadata beside it), the [`operations`] routes
+/// outside both, and `/ciba/notify` in ping mode.
 pub fn http_router(
     backends: Arc<Backends>,
     config: &McpConfig,
@@ -119,6 +126,7 @@ pub fn http_router(
         settings.max_request_body_bytes,
     ));
     let pings = backends.ping_mode.then(|| backends.runner.clone());
+    let operations = operations::routes(backends.clone());
     let factory_backends = backends.clone();
     let service = StreamableHttpService::new(
         move || Ok(BankguardServer::new(factory_backends.clone(), Calls::default())),
@@ -130,6 +138,8 @@ pub fn http_router(
         router = router.layer(from_fn_with_state(protected.clone(), oauth::require_token));
         router = router.merge(protected.metadata_routes());
     }
+    // Merged after the layers above, so neither a token nor the gate stands in front of them.
+    let router = router.merge(operations);
     match pings {
         Some(pings) => router.route(NOTIFY_PATH, post(notify).with_state(pings)),
         None => router,
