@@ -26,4 +26,12 @@ fi
 # Node 22, the npm packages and the Python SDK that the interop tests drive.
 ./scripts/install-peers.sh
 
+# A throwaway PostgreSQL server (Debian's package, a cluster in a temporary directory on a loopback
+# port) for the intent store shared by replicas; stopped and removed however the tests end.
+eval "$(./scripts/postgres.sh start)"
+trap './scripts/postgres.sh stop "$TEST_POSTGRES_DIR"' EXIT
+
+# Every test, with the MCP servers on SQLite (the default store) ...
 cargo test --locked "$@"
+# ... then every MCP test again with the servers on PostgreSQL (the replica tests always are).
+TEST_MCP_STORE=postgres cargo test --locked --test mcp "$@" -- --skip replicas_share_one_store

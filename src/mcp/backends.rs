@@ -181,7 +181,7 @@ pub fn store_location(config: &Config) -> Result<StoreLocation, BackendsError> {
     };
     let location = PostgresLocation::parse(url, password.as_ref().map(Secret::expose), mcp.store_max_connections)
         .map_err(BackendsError::StoreUrl)?;
-    Ok(StoreLocation::Postgres(location))
+    Ok(StoreLocation::Postgres(Box::new(location)))
 }
 
 /// The secret from `mcp.client_secret`, `mcp.client_secret_file`, or the dev stack's credentials file.

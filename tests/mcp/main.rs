@@ -13,6 +13,7 @@ mod invalid_transfers_are_refused_before_approval;
 mod listing_accounts;
 mod operations_endpoints;
 mod over_stdio;
+mod replicas_share_one_store;
 mod the_fault_proxy_injects_real_faults;
 mod tools_are_described;
 mod transfer_outcomes;

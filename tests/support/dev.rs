@@ -67,6 +67,11 @@ impl Dev {
 
     /// Starts with a 1 s poll interval, the extra test clients, and then `configure`'s changes.
     pub async fn start_with(configure: impl FnOnce(&mut Config)) -> Self {
+        Self::start_on(TestStore::for_this_run().await, configure).await
+    }
+
+    /// The same, with MCP servers keeping their intents in `store`.
+    pub async fn start_on(store: TestStore, configure: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().unwrap();
         let mut config = Config { data_dir: data_dir.path().to_owned(), ..Config::default() };
         config.authz.listen = "127.0.0.1:0".parse().unwrap();
@@ -79,7 +84,6 @@ impl Dev {
                 ..client(MACHINE_CLIENT.0, MACHINE_CLIENT.1, ClientAuthMethod::ClientSecretBasic)
             },
         ];
-        let store = TestStore::for_this_run().await;
         store.configure(&mut config);
         configure(&mut config);
         config.validate().unwrap();

@@ -16,6 +16,7 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 use super::dev::Dev;
 use super::fault_proxy::FaultProxy;
+use super::intent_store::TestStore;
 use super::mcp::{Client, Recorder, call};
 
 /// The dev stack behind two fault proxies.
@@ -42,7 +43,12 @@ impl FaultyStack {
 
     /// Starts the dev stack with `configure`'s changes (see [`Dev::start_with`]).
     pub async fn start_with(configure: impl FnOnce(&mut bankguard::config::Config)) -> Self {
-        let dev = Dev::start_with(configure).await;
+        Self::start_on(TestStore::for_this_run().await, configure).await
+    }
+
+    /// The same, with every `serve` keeping its intents in `store` (replicas share a PostgreSQL one).
+    pub async fn start_on(store: TestStore, configure: impl FnOnce(&mut bankguard::config::Config)) -> Self {
+        let dev = Dev::start_on(store, configure).await;
         let provider = FaultProxy::start(dev.issuer()).await;
         let bank = FaultProxy::start(dev.bank_api()).await;
         Self { dev, provider, bank, serves: Default::default() }
@@ -174,6 +180,17 @@ impl Serve {
 
     pub async fn client(&self) -> Client {
         Recorder::default().serve(StreamableHttpClientTransport::from_uri(self.url.clone())).await.unwrap()
+    }
+
+    /// SIGTERM, as an orchestrator stops a replica; returns once the process exited, with its status.
+    pub async fn terminate(mut self) -> std::process::ExitStatus {
+        let pid = self.pid().to_string();
+        let sent = tokio::process::Command::new("kill").args(["-TERM", &pid]).status().await.unwrap();
+        assert!(sent.success(), "kill -TERM {pid}");
+        tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .expect("serve exits after SIGTERM")
+            .unwrap()
     }
 
     /// SIGKILL: no shutdown, no last write.

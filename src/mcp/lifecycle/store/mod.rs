@@ -200,7 +200,7 @@ pub enum StoreLocation {
     /// `mcp.sqlite` in this data directory: one machine.
     Sqlite(PathBuf),
     /// One PostgreSQL database shared by every replica.
-    Postgres(PostgresLocation),
+    Postgres(Box<PostgresLocation>),
 }
 
 /// Something another process did that this one should act on (PostgreSQL only: SQLite serves one

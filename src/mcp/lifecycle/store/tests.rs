@@ -73,7 +73,7 @@ impl TestDatabase {
     /// One more server process's view of the database.
     async fn replica(&self) -> IntentStore {
         let location = PostgresLocation::parse(&self.url, self.password.as_deref(), 4).unwrap();
-        let store = IntentStore::new(StoreLocation::Postgres(location), Clock::system());
+        let store = IntentStore::new(StoreLocation::Postgres(Box::new(location)), Clock::system());
         store.open().await.unwrap();
         store
     }
