@@ -150,12 +150,19 @@ impl Backends {
         Ok(())
     }
 
-    /// Stops the runner and hands its open intents back for another server to take at once.
+    /// Stops the runner and hands its open intents back for another server to take at once, then
+    /// closes the store.
     pub async fn shutdown(&self) {
+        self.hand_back().await;
+        self.store().close().await;
+    }
+
+    /// Stops the runner and hands its open intents back; the store stays open for calls still
+    /// following them (on PostgreSQL they see the replica that takes over finish them).
+    pub async fn hand_back(&self) {
         if self.started.initialized() {
             self.runner.shutdown().await;
         }
-        self.store().close().await;
     }
 }
 

@@ -214,14 +214,19 @@ impl RunningHttp {
         format!("http://{}{MCP_PATH}", self.address)
     }
 
-    /// Stops accepting requests, ends open sessions, and hands the open intents back.
+    /// Stops accepting requests and ends open sessions while handing the open intents back at once
+    /// (another replica takes them without waiting for this one's heartbeat to go stale), then
+    /// closes the store.
     pub async fn shutdown(self) -> Result<(), TransportError> {
         self.stop.cancel();
-        let served = match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
-            Ok(Ok(result)) => result.map_err(TransportError::Http),
-            _ => Ok(()),
+        let drained = async {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), self.task).await {
+                Ok(Ok(result)) => result.map_err(TransportError::Http),
+                _ => Ok(()),
+            }
         };
-        self.backends.shutdown().await;
+        let (served, ()) = tokio::join!(drained, self.backends.hand_back());
+        self.backends.store().close().await;
         served
     }
 }
