@@ -31,6 +31,7 @@ mod approvals;
 mod cold_start;
 mod polling;
 mod reads;
+mod replicas;
 mod report;
 mod scale;
 mod stack;
@@ -48,7 +49,7 @@ pub struct Section {
 
 /// Every section, in the order they run. A new section is a new file and one line here.
 const SECTIONS: &[Section] =
-    &[cold_start::SECTION, reads::SECTION, approvals::SECTION, scale::SECTION, polling::SECTION];
+    &[cold_start::SECTION, reads::SECTION, approvals::SECTION, scale::SECTION, polling::SECTION, replicas::SECTION];
 
 fn main() {
     let chosen = chosen_sections();

@@ -33,7 +33,7 @@ const CIBA_GRANT_IN_FORM: &str = "grant_type=urn%3Aopenid%3Aparams%3Agrant-type%
 pub const CONCURRENT_CALLS: usize = 256;
 const READS: usize = 200;
 
-type Client = RunningService<RoleClient, ()>;
+pub type Client = RunningService<RoleClient, ()>;
 
 /// What one N measured.
 struct Measured {
@@ -224,7 +224,7 @@ async fn request_transfer(client: &Client) {
     assert_ne!(result.is_error, Some(true), "{result:?}");
 }
 
-async fn read_accounts(client: &Client, calls: usize) -> Samples {
+pub async fn read_accounts(client: &Client, calls: usize) -> Samples {
     let mut samples = Samples::default();
     for _ in 0..calls {
         let started = Instant::now();
@@ -258,21 +258,21 @@ async fn ledger(dev: &DevProcess) -> sqlx::SqlitePool {
 }
 
 /// A `/proc/<pid>/status` field given in kB, in MiB.
-fn status_mib(serve: &HttpServe, field: &str) -> f64 {
+pub fn status_mib(serve: &HttpServe, field: &str) -> f64 {
     let status = std::fs::read_to_string(format!("/proc/{}/status", serve.pid())).expect("the serve process");
     let line = status.lines().find(|line| line.starts_with(field)).expect("the field");
     line.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()).expect("a size in kB") / 1024.0
 }
 
 /// User + system time of the process, in clock ticks (`/proc/<pid>/stat` fields 14 and 15).
-fn cpu_ticks(serve: &HttpServe) -> u64 {
+pub fn cpu_ticks(serve: &HttpServe) -> u64 {
     let stat = std::fs::read_to_string(format!("/proc/{}/stat", serve.pid())).expect("the serve process");
     // After the parenthesised command name come the fields from 3 (state) on.
     let fields: Vec<&str> = stat[stat.rfind(')').expect("a command name") + 2..].split(' ').collect();
     fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime")
 }
 
-fn ticks_per_second() -> f64 {
+pub fn ticks_per_second() -> f64 {
     let output = std::process::Command::new("getconf").arg("CLK_TCK").output().expect("getconf");
     String::from_utf8_lossy(&output.stdout).trim().parse().expect("CLK_TCK")
 }
