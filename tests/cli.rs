@@ -24,6 +24,7 @@ fn help_explains_each_subcommand() {
         ("pending", "waiting for approval"),
         ("approve", "Approve a pending request"),
         ("deny", "Deny a pending request"),
+        ("migrate", "migrations"),
     ] {
         let line = help.lines().find(|l| l.trim_start().starts_with(command)).unwrap_or_default();
         assert!(line.contains(words), "`{command}` is explained: {help}");
@@ -280,6 +281,43 @@ fn serve_without_sign_in_refuses_to_listen_beyond_loopback_and_says_what_to_chan
     assert!(stderr.contains(r#"mcp.auth = "none" acts for mcp.user without any sign-in"#), "{stderr}");
     assert!(stderr.contains("0.0.0.0:"), "{stderr}");
     assert!(stderr.contains(r#"set mcp.auth = "oauth""#), "{stderr}");
+}
+
+#[test]
+fn migrate_brings_the_intent_store_up_to_date_and_a_bad_store_url_never_echoes_its_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let known = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/mcp")).unwrap().count();
+    for _ in 0..2 {
+        let output = bankguard().current_dir(dir.path()).arg("migrate").output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        let said = String::from_utf8(output.stdout).unwrap();
+        assert_eq!(said, format!("the SQLite transfer intent store is up to date (migrations applied: {known})\n"));
+    }
+    assert!(dir.path().join(".bankguard/mcp.sqlite").exists());
+
+    for (url, reason) in [
+        ("mysql://bank:hunter2-secret@db.internal/x", "must be a postgres:// URL"),
+        ("postgres://bank:hunter2-secret@db.internal:port/x", "is not a valid PostgreSQL connection URL"),
+    ] {
+        let output =
+            bankguard().current_dir(dir.path()).env("BANKGUARD_MCP__STORE_URL", url).arg("migrate").output().unwrap();
+        assert_eq!(output.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("mcp.store_url") && stderr.contains(reason), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "the password is never repeated: {stderr}");
+    }
+    // A server that cannot be reached: the message names where, not with what password.
+    let output = bankguard()
+        .current_dir(dir.path())
+        .env("BANKGUARD_MCP__STORE_URL", "postgres://bank@127.0.0.1:1/bankguard")
+        .env("BANKGUARD_MCP__STORE_PASSWORD", "hunter2-secret")
+        .arg("migrate")
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("PostgreSQL at 127.0.0.1:1 database bankguard"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
 #[test]

@@ -138,6 +138,8 @@ async fn sigterm_hands_a_pending_intent_to_another_replica_without_waiting_for_i
     assert_eq!(structured(&answer)["status"], "completed", "{}\n{}", text(&answer), b.logs());
     assert!(taken_over_after < Duration::from_secs(15), "taken over {taken_over_after:?} after SIGTERM, not 90 s");
     assert_eq!(stack.bank_transfers().await, 1);
+    let TestStore::Postgres { password, .. } = &stack.dev.store else { panic!("replicas share PostgreSQL") };
+    assert!(!b.logs().contains(password.as_str()), "the store's password never reaches a log");
 }
 
 #[tokio::test]
