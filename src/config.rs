@@ -99,6 +99,11 @@ pub struct McpConfig {
     pub auth: McpAuth,
     /// The MCP endpoint as an OAuth protected resource, used with `auth = "oauth"`.
     pub oauth: McpOAuthConfig,
+    /// The limits every transfer is held to before its holder is asked (`[mcp.policy]`).
+    pub policy: PolicyConfig,
+    /// Only the tools whose annotations say they are read-only are listed and callable: for
+    /// deployments that answer questions and never move money.
+    pub read_only: bool,
     /// The most approval requests one holder may have waiting at once, 1 to 100000; one more
     /// transfer is refused with a tool error and nothing reaches the provider.
     pub max_pending_per_holder: usize,
@@ -183,6 +188,101 @@ impl Default for McpOAuthConfig {
             holder_claim: "sub".to_owned(),
             algorithms: vec!["RS256".to_owned(), "ES256".to_owned()],
         }
+    }
+}
+
+/// `[mcp.policy]`: the limits every transfer is held to before its holder is asked, from this file
+/// only (never from a tool argument). Each holder (by their user id at the bank) may override any of
+/// them under `[mcp.policy.holders.<user>]`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyConfig {
+    #[serde(flatten)]
+    pub rules: PolicyRules,
+    /// Per-holder overrides: a rule set here replaces the one above for that holder only.
+    pub holders: std::collections::BTreeMap<String, PolicyRules>,
+}
+
+/// One holder's rules (or everyone's); an unset rule does not limit (or, in an override, keeps the
+/// general rule).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PolicyRules {
+    /// The largest single transfer, as a decimal string. Unset: `mcp.max_transfer_amount`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_transfer_amount: Option<String>,
+    /// Per currency, the most one holder may transfer in any 24 hours (decimal strings), counting
+    /// every transfer asked for and not denied, expired, cancelled or failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_total: Option<std::collections::BTreeMap<String, String>>,
+    /// The most transfers one holder may make in any 24 hours, in each currency.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub daily_count: Option<u32>,
+    /// The most approval requests one holder's device receives in any hour, whatever became of them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approval_requests_per_hour: Option<u32>,
+    /// `any` destination, or only an `allow_list` of them (`allowed_payees`, and the holder's own
+    /// accounts unless `own_accounts_allowed = false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payees: Option<PayeeMode>,
+    /// The destination account ids allowed in `allow_list` mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allowed_payees: Option<Vec<String>>,
+    /// Destination account ids never allowed, in either mode.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_payees: Option<Vec<String>>,
+    /// In `allow_list` mode, whether the holder's own accounts count as allowed (default true).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub own_accounts_allowed: Option<bool>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayeeMode {
+    #[default]
+    Any,
+    AllowList,
+}
+
+impl PolicyConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        self.rules.validate("mcp.policy")?;
+        for (holder, rules) in &self.holders {
+            rules.validate(&format!("mcp.policy.holders.{holder}"))?;
+        }
+        Ok(())
+    }
+}
+
+impl PolicyRules {
+    fn validate(&self, table: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, reason: String| {
+            Err(ConfigError::Invalid { key: format!("{table}.{key}"), origin: String::new(), reason })
+        };
+        let positive = |key: &str, amount: &str| match MinorUnits::parse_decimal(amount) {
+            Ok(amount) if amount.is_positive() => Ok(()),
+            Ok(_) => invalid(key, "must be greater than zero".into()),
+            Err(e) => invalid(key, e.to_string()),
+        };
+        if let Some(max) = &self.max_transfer_amount {
+            positive("max_transfer_amount", max)?;
+        }
+        for (currency, total) in self.daily_total.iter().flatten() {
+            if currency.parse::<crate::money::Currency>().is_err() {
+                return invalid("daily_total", format!("{currency:?} is not an ISO 4217 currency code in capitals"));
+            }
+            positive(&format!("daily_total.{currency}"), total)?;
+        }
+        if self.daily_count == Some(0) {
+            return invalid("daily_count", "must be at least 1 (set mcp.read_only to allow no transfers)".into());
+        }
+        if self.approval_requests_per_hour == Some(0) {
+            return invalid(
+                "approval_requests_per_hour",
+                "must be at least 1 (set mcp.read_only to allow no transfers)".into(),
+            );
+        }
+        Ok(())
     }
 }
 
@@ -272,6 +372,8 @@ impl Default for McpConfig {
             max_wait_seconds: 45,
             auth: McpAuth::None,
             oauth: McpOAuthConfig::default(),
+            policy: PolicyConfig::default(),
+            read_only: false,
             max_pending_per_holder: 3,
             store_url: None,
             store_password: None,
@@ -657,6 +759,7 @@ impl McpConfig {
             return invalid("max_pending_per_holder", "must be between 1 and 100000");
         }
         self.oauth.validate()?;
+        self.policy.validate()?;
         for (key, scope) in [("transfer_scope", &self.transfer_scope), ("read_scope", &self.read_scope)] {
             if scope.is_empty() || scope.contains(char::is_whitespace) {
                 return invalid(key, "must be one scope, without spaces");
@@ -886,6 +989,43 @@ mod tests {
         assert_eq!(parsed.authz.clients[0].auth_method, ClientAuthMethod::None);
         assert_eq!(parsed.authz.clients[0].secret, "");
         parsed.validate().unwrap();
+    }
+
+    #[test]
+    fn the_money_policy_reads_general_rules_and_per_holder_overrides_and_refuses_unknown_keys() {
+        let parse = |toml: &str| -> Result<Config, String> {
+            Figment::from(Serialized::defaults(Config::default()))
+                .merge(Toml::string(toml))
+                .extract::<Config>()
+                .map_err(|e| e.to_string())
+        };
+        let toml = "[mcp.policy]\ndaily_count = 5\napproval_requests_per_hour = 10\npayees = \"allow_list\"\n\
+                    allowed_payees = [\"acc_bob_chk\"]\ndaily_total = { USD = \"500.00\" }\n\
+                    [mcp.policy.holders.bob]\nmax_transfer_amount = \"20.00\"\npayees = \"any\"\n";
+        let parsed = parse(toml).unwrap();
+        parsed.validate().unwrap();
+        let policy = &parsed.mcp.policy;
+        assert_eq!(policy.rules.daily_count, Some(5));
+        assert_eq!(policy.rules.payees, Some(PayeeMode::AllowList));
+        assert_eq!(policy.rules.daily_total.as_ref().unwrap()["USD"], "500.00");
+        assert_eq!(policy.holders["bob"].max_transfer_amount.as_deref(), Some("20.00"));
+        assert_eq!(policy.holders["bob"].payees, Some(PayeeMode::Any));
+
+        for (toml, key) in [
+            ("[mcp.policy]\ndaily_cuont = 5\n", "daily_cuont"),
+            ("[mcp.policy.holders.bob]\nmax_transfer = \"5\"\n", "max_transfer"),
+        ] {
+            let refused = parse(toml).err().unwrap_or_else(|| panic!("{toml} is refused"));
+            assert!(refused.contains(key), "{refused}");
+        }
+        for (toml, key) in [
+            ("[mcp.policy]\ndaily_total = { usd = \"5\" }\n", "mcp.policy.daily_total"),
+            ("[mcp.policy.holders.bob]\ndaily_total = { USD = \"-5\" }\n", "mcp.policy.holders.bob.daily_total.USD"),
+            ("[mcp.policy]\ndaily_count = 0\n", "mcp.policy.daily_count"),
+        ] {
+            let message = parse(toml).unwrap().validate().unwrap_err().to_string();
+            assert!(message.contains(key), "{message}");
+        }
     }
 
     #[test]

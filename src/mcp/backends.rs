@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::bank_access::BankAccess;
 use super::lifecycle::{ApprovalSettings, IntentStore, PostgresLocation, Runner, StoreError, StoreLocation};
 use super::metrics::Metrics;
+use super::policy::Policy;
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::Secret;
@@ -15,7 +16,6 @@ use crate::ciba::{CibaClient, ProviderSettings};
 use crate::clock::Clock;
 use crate::config::{Config, DeliveryMode, McpAuth};
 use crate::mcp::holder::{Holder, LoginHints};
-use crate::money::MinorUnits;
 
 pub struct Backends {
     /// The holder every call acts for unless a signed-in holder is required (`mcp.user`).
@@ -27,6 +27,10 @@ pub struct Backends {
     /// Carries every transfer intent of this process through its lifecycle.
     pub runner: Arc<Runner>,
     pub limits: Limits,
+    /// The money policy every transfer is held to before its holder is asked.
+    pub policy: Policy,
+    /// `mcp.read_only`: only the tools annotated read-only are listed and callable.
+    pub read_only: bool,
     /// Ping mode: the provider's pings (`/ciba/notify`) end the runner's waits.
     pub ping_mode: bool,
     /// This server's own metrics (`GET /metrics`), which the runner counts into.
@@ -37,7 +41,6 @@ pub struct Backends {
 /// What every tool call observes.
 #[derive(Debug, Clone)]
 pub struct Limits {
-    pub max_transfer: MinorUnits,
     pub progress_interval: Duration,
     /// The longest one tool call waits before answering "pending".
     pub max_wait: Duration,
@@ -117,10 +120,11 @@ impl Backends {
         Ok(Self {
             configured_holder: Holder::configured(&mcp.user),
             signed_in_only: http_transport && mcp.auth == McpAuth::Oauth,
+            policy: Policy::new(mcp.policy.clone(), mcp.max_transfer()),
+            read_only: mcp.read_only,
             bank,
             runner,
             limits: Limits {
-                max_transfer: mcp.max_transfer(),
                 progress_interval: Duration::from_secs(mcp.progress_interval_seconds),
                 max_wait: Duration::from_secs(mcp.max_wait_seconds),
                 requested_expiry,

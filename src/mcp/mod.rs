@@ -25,6 +25,7 @@ pub mod holder;
 pub mod intent;
 pub mod lifecycle;
 pub mod metrics;
+pub mod policy;
 pub mod progress;
 pub mod tools;
 pub mod transport;
@@ -60,8 +61,16 @@ impl BankguardServer {
     /// A server for one connection; `calls` is shared with the transport when it watches
     /// cancellations itself (stdio).
     pub fn new(backends: Arc<Backends>, calls: Calls) -> Self {
-        let tool_router =
+        let mut tool_router =
             Self::list_accounts_router() + Self::transfer_funds_router() + Self::get_transfer_status_router();
+        if backends.read_only {
+            // The tools' own annotations decide, so a new tool cannot be forgotten in a second list.
+            for tool in tool_router.list_all() {
+                if tool.annotations.as_ref().and_then(|annotations| annotations.read_only_hint) != Some(true) {
+                    tool_router.remove_route(&tool.name);
+                }
+            }
+        }
         Self { backends, calls, tool_router }
     }
 }

@@ -11,6 +11,7 @@ mod http_endpoint_guards;
 mod http_sessions_are_bounded;
 mod invalid_transfers_are_refused_before_approval;
 mod listing_accounts;
+mod money_policy;
 mod operations_endpoints;
 mod over_stdio;
 mod replicas_share_one_store;

@@ -59,13 +59,12 @@ impl TestStore {
         }
     }
 
-    /// A reader of the intents as stored.
+    /// The intents as stored (a connection beside the servers'; tests read it, and move time in it).
     pub async fn reader(&self, data_dir: &Path) -> StoredIntents {
         match self {
             Self::Sqlite => {
                 let options = sqlx::sqlite::SqliteConnectOptions::new()
-                    .filename(data_dir.join(bankguard::mcp::lifecycle::store::DATABASE_FILE))
-                    .read_only(true);
+                    .filename(data_dir.join(bankguard::mcp::lifecycle::store::DATABASE_FILE));
                 StoredIntents::Sqlite(sqlx::SqlitePool::connect_with(options).await.unwrap())
             }
             Self::Postgres { url, password } => {
@@ -121,6 +120,18 @@ impl StoredIntents {
                 .await
                 .ok()
                 .flatten()
+        })
+    }
+
+    /// Moves every intent's creation `by` into the past, as if that much time had gone by.
+    pub async fn age(&self, by: std::time::Duration) {
+        let by = i64::try_from(by.as_millis()).unwrap();
+        on_pool!(self, |pool| {
+            sqlx::query("UPDATE transfer_intents SET created_at_ms = created_at_ms - $1")
+                .bind(by)
+                .execute(pool)
+                .await
+                .unwrap();
         })
     }
 

@@ -29,6 +29,7 @@ mod properties;
 pub use runner::{ApprovalSettings, Runner};
 pub use state::{Event, FailureReason, IntentState, Status};
 pub use store::{
-    Claim, IntentStore, PingDigest, PostgresLocation, RunnerId, StoreError, StoreEvent, StoreLocation, StoredIntent,
+    Admission, Claim, IntentStore, PingDigest, PostgresLocation, RunnerId, StoreError, StoreEvent, StoreLocation,
+    StoredIntent,
 };
 pub use waits::Waits;

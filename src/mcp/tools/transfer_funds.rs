@@ -27,7 +27,8 @@ use super::super::BankguardServer;
 use super::super::follow::{Followed, follow};
 use super::super::holder::Holder;
 use super::super::intent::{AccountLabel, TransferIntent};
-use super::super::lifecycle::{Claim, StoredIntent};
+use super::super::lifecycle::{Admission, Claim, StoreError, StoredIntent};
+use super::super::policy::Rules;
 use super::super::progress::ProgressReporter;
 use super::ToolFailure;
 use super::arguments::{AccountId, Arguments, CurrencyCode, DecimalAmount, IdempotencyKey, Memo, present};
@@ -111,7 +112,8 @@ impl BankguardServer {
         backends.start().await?;
         let store = backends.store();
         let owner = holder.bank_user.as_str();
-        let checked = check_offline(&args, backends.limits.max_transfer)?;
+        let rules = backends.policy.rules_for(owner);
+        let checked = check_offline(&args, &rules)?;
         let key = args.idempotency_key.as_ref().map(IdempotencyKey::as_str);
         let fingerprint = fingerprint(&args, &checked);
         // A key seen before: follow its intent; never a second approval request.
@@ -121,12 +123,12 @@ impl BankguardServer {
             return self.watch(existing, context, false).await;
         }
 
-        let intent = self.check_with_bank(&holder, &args, checked).await?;
+        let intent = self.check_with_bank(&holder, &args, checked, &rules).await?;
         if context.ct.is_cancelled() {
             return Ok(None);
         }
-        let max_pending = backends.limits.max_pending_per_holder;
-        match store.create(&holder, key, &fingerprint, &intent, &backends.runner.id, max_pending).await? {
+        let admission = Admission { max_pending: backends.limits.max_pending_per_holder, rules: Some(&rules) };
+        match store.create(&holder, key, &fingerprint, &intent, &backends.runner.id, &admission).await? {
             Claim::Existing(existing) => self.watch(existing, context, false).await,
             Claim::Created(created) => {
                 backends.runner.drive(created.clone(), false);
@@ -196,6 +198,7 @@ impl BankguardServer {
         holder: &Holder,
         args: &TransferArgs,
         checked: Checked,
+        rules: &Rules,
     ) -> Result<TransferIntent, ToolFailure> {
         let bank = &self.backends.bank;
         let accounts = bank.accounts(&holder.bank_user).await?;
@@ -214,6 +217,8 @@ impl BankguardServer {
                 )),
             });
         };
+        let to_own_account = find(&args.to_account_id).is_some();
+        rules.check_payee(args.to_account_id.as_str(), to_own_account).map_err(StoreError::Refused)?;
         let (destination_label, destination_currency) = match find(&args.to_account_id) {
             Some(own) => (label(own), own.currency.clone()),
             None => {
@@ -251,11 +256,9 @@ impl BankguardServer {
 
 /// The checks that need nothing but the arguments and the configuration; the arguments' own rules
 /// have already held (see [`super::arguments`]).
-fn check_offline(args: &TransferArgs, max_transfer: MinorUnits) -> Result<Checked, ToolFailure> {
+fn check_offline(args: &TransferArgs, rules: &Rules) -> Result<Checked, ToolFailure> {
     let DecimalAmount(amount) = args.amount;
-    if amount > max_transfer {
-        return Err(invalid(format!("amount: {amount} is over the limit of {max_transfer} per transfer.")));
-    }
+    rules.check_amount(amount).map_err(StoreError::Refused)?;
     if args.from_account_id == args.to_account_id {
         return Err(invalid("to_account_id: is the same account as from_account_id; send to another account.".into()));
     }

@@ -26,6 +26,7 @@ use super::state::{Event, IntentState, NoTransition, Status, transition};
 use crate::clock::{Clock, Millis};
 use crate::mcp::holder::Holder;
 use crate::mcp::intent::{AccountLabel, TransferIntent};
+use crate::mcp::policy::{self, Refusal, Rules, Usage};
 use crate::money::MinorUnits;
 use crate::sqlite::{Database, DatabaseError};
 
@@ -139,6 +140,57 @@ impl Row {
     }
 }
 
+/// What a new intent must pass to be recorded.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission<'a> {
+    /// The most approval requests one holder may have waiting at once.
+    pub max_pending: usize,
+    /// The holder's money policy, whose limits on recent use are checked as the intent is recorded.
+    pub rules: Option<&'a Rules>,
+}
+
+impl Admission<'_> {
+    /// Only the pending limit.
+    pub fn pending_at_most(max_pending: usize) -> Self {
+        Self { max_pending, rules: None }
+    }
+}
+
+/// A holder's use in the policy's windows: `$1` owner, `$2` currency, `$3` a day ago, `$4` an hour ago.
+/// Transfers that moved money, or still may, count toward the day; every request toward the hour.
+const USAGE: &str = "SELECT
+        CAST(COALESCE(SUM(CASE WHEN currency = $2 AND status NOT IN ('denied', 'expired', 'cancelled', 'failed')
+                          THEN amount_minor ELSE 0 END), 0) AS BIGINT) AS day_total,
+        COUNT(CASE WHEN currency = $2 AND status NOT IN ('denied', 'expired', 'cancelled', 'failed')
+                   THEN 1 END) AS day_count,
+        MIN(CASE WHEN currency = $2 AND status NOT IN ('denied', 'expired', 'cancelled', 'failed')
+                 THEN created_at_ms END) AS day_oldest,
+        COUNT(CASE WHEN created_at_ms >= $4 THEN 1 END) AS hour_requests,
+        MIN(CASE WHEN created_at_ms >= $4 THEN created_at_ms END) AS hour_oldest
+    FROM transfer_intents WHERE owner = $1 AND created_at_ms >= $3";
+
+#[derive(sqlx::FromRow)]
+struct UsageRow {
+    day_total: i64,
+    day_count: i64,
+    day_oldest: Option<i64>,
+    hour_requests: i64,
+    hour_oldest: Option<i64>,
+}
+
+impl UsageRow {
+    fn into_usage(self) -> Usage {
+        let count = |n: i64| u32::try_from(n).unwrap_or(u32::MAX);
+        Usage {
+            day_total: MinorUnits(self.day_total),
+            day_count: count(self.day_count),
+            day_oldest: self.day_oldest.map(Millis),
+            hour_requests: count(self.hour_requests),
+            hour_oldest: self.hour_oldest.map(Millis),
+        }
+    }
+}
+
 /// What a caller's `idempotency_key` already stands for.
 #[derive(Debug)]
 pub enum Claim {
@@ -166,6 +218,8 @@ pub enum StoreError {
         "the transfer intent store is at migration {applied}, and this build needs {known}: run `bankguard migrate`"
     )]
     NotMigrated { applied: i64, known: i64 },
+    #[error(transparent)]
+    Refused(#[from] Refusal),
     #[error("the transfer intent {0} is not in the store")]
     Missing(String),
     #[error(
@@ -397,9 +451,11 @@ impl IntentStore {
     }
 
     /// Records a new intent in `requesting` for `holder`, driven by `runner`, unless the holder's
-    /// `idempotency_key` already names one, or the holder already has `max_pending` approval
-    /// requests waiting (checked in the same statement, and on PostgreSQL under a per-holder lock,
-    /// so concurrent calls cannot overshoot it, whichever replicas they reach).
+    /// `idempotency_key` already names one (then: that one), or the [`Admission`] refuses it: the
+    /// holder already has `max_pending` approval requests waiting, or the money policy's limits on
+    /// their recent use. Everything is checked in the transaction that records the intent, on
+    /// PostgreSQL under a per-holder lock, so concurrent calls cannot overshoot a limit, whichever
+    /// replicas they reach.
     pub async fn create(
         &self,
         holder: &Holder,
@@ -407,23 +463,48 @@ impl IntentStore {
         fingerprint: &str,
         terms: &TransferIntent,
         runner: &RunnerId,
-        max_pending: usize,
+        admission: &Admission<'_>,
     ) -> Result<Claim, StoreError> {
-        let now = self.clock.now().0;
+        let now = self.clock.now();
         let state = IntentState::Requesting;
         let owner = holder.bank_user.as_str();
         let subject = (holder.subject != holder.bank_user).then_some(holder.subject.as_str());
-        let limit = i64::try_from(max_pending).unwrap_or(i64::MAX);
-        // The same statement for both databases, built for each.
-        macro_rules! insert {
-            () => {
+        let limit = i64::try_from(admission.max_pending).unwrap_or(i64::MAX);
+        // The same steps for both databases, in `$tx`: a known key, the policy, then the insert.
+        macro_rules! admit_and_insert {
+            ($tx:expr) => {{
+                if let Some(key) = idempotency_key {
+                    let row: Option<Row> =
+                        sqlx::query_as("SELECT * FROM transfer_intents WHERE owner = $1 AND idempotency_key = $2")
+                            .bind(owner)
+                            .bind(key)
+                            .fetch_optional(&mut *$tx)
+                            .await?;
+                    if let Some(existing) = row.map(Row::into_intent).transpose()? {
+                        if existing.fingerprint != fingerprint {
+                            return Err(StoreError::KeyReused(key.to_owned()));
+                        }
+                        return Ok(Claim::Existing(existing));
+                    }
+                }
+                if let Some(rules) = admission.rules
+                    && rules.counts_usage(terms.currency)
+                {
+                    let usage: UsageRow = sqlx::query_as(USAGE)
+                        .bind(owner)
+                        .bind(terms.currency.as_str())
+                        .bind(now.minus(policy::DAY).0)
+                        .bind(now.minus(policy::HOUR).0)
+                        .fetch_one(&mut *$tx)
+                        .await?;
+                    rules.admit(terms, &usage.into_usage(), now).map_err(StoreError::Refused)?;
+                }
                 sqlx::query(
                     "INSERT INTO transfer_intents (id, owner, holder_subject, idempotency_key, request_fingerprint,
                          reference, from_account_id, from_label, to_account_id, to_label, amount_minor, currency, memo,
                          status, state, version, runner, created_at_ms, updated_at_ms)
                      SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17
-                     WHERE (SELECT COUNT(*) FROM transfer_intents WHERE owner = $2 AND status IN ($18, $19)) < $20
-                     ON CONFLICT (owner, idempotency_key) DO NOTHING",
+                     WHERE (SELECT COUNT(*) FROM transfer_intents WHERE owner = $2 AND status IN ($18, $19)) < $20",
                 )
                 .bind(&terms.id)
                 .bind(owner)
@@ -441,32 +522,33 @@ impl IntentStore {
                 .bind(state.status().as_str())
                 .bind(serde_json::to_string(&state).expect("a state serialises"))
                 .bind(&runner.0)
-                .bind(now)
+                .bind(now.0)
                 .bind(Status::Requesting.as_str())
                 .bind(Status::Pending.as_str())
                 .bind(limit)
-            };
+                .execute(&mut *$tx)
+                .await?
+                .rows_affected()
+            }};
         }
         let inserted = match self.backend().await? {
-            // One writer connection: the count and the insert cannot interleave with another's.
-            Backend::Sqlite(db) => insert!().execute(&db.writer).await?.rows_affected(),
+            Backend::Sqlite(db) => {
+                // The one writer connection, holding the write lock from the first statement.
+                let mut tx = db.writer.begin_with(crate::sqlite::BEGIN_WRITE).await?;
+                let inserted = admit_and_insert!(tx);
+                tx.commit().await?;
+                inserted
+            }
             Backend::Postgres(shared) => {
                 let mut tx = shared.pool.begin().await?;
                 postgres::lock_holder(&mut tx, owner).await?;
-                let inserted = insert!().execute(&mut *tx).await?.rows_affected();
+                let inserted = admit_and_insert!(tx);
                 tx.commit().await?;
                 inserted
             }
         };
         if inserted == 0 {
-            // Either the key names an intent already (the same terms: follow it; others: refused),
-            // or the holder is at the limit.
-            if let Some(key) = idempotency_key
-                && let Some(existing) = self.by_key(owner, key, fingerprint).await?
-            {
-                return Ok(Claim::Existing(existing));
-            }
-            return Err(StoreError::TooManyPending { limit: max_pending });
+            return Err(StoreError::TooManyPending { limit: admission.max_pending });
         }
         let intent = self.reload(&terms.id).await?;
         self.signals.signal(intent.id(), intent.status());

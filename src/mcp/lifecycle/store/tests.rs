@@ -89,7 +89,9 @@ async fn a_silent_runners_intents_are_taken_over_and_its_writes_refused_from_the
     let (old, new) = (RunnerId::new(), RunnerId::new());
     store.heartbeat(&old).await.unwrap();
     store.heartbeat(&new).await.unwrap();
-    let Claim::Created(intent) = store.create(&alice(), None, "f", &terms(), &old, 10).await.unwrap() else {
+    let Claim::Created(intent) =
+        store.create(&alice(), None, "f", &terms(), &old, &Admission::pending_at_most(10)).await.unwrap()
+    else {
         panic!("created")
     };
     let pending = store.apply(&intent, accepted()).await.unwrap();
@@ -118,7 +120,7 @@ async fn a_runner_that_stops_cleanly_hands_its_intents_back_at_once() {
         eprintln!("on {kind}");
         let (old, new) = (RunnerId::new(), RunnerId::new());
         store.heartbeat(&old).await.unwrap();
-        store.create(&alice(), None, "f", &terms(), &old, 10).await.unwrap();
+        store.create(&alice(), None, "f", &terms(), &old, &Admission::pending_at_most(10)).await.unwrap();
         store.retire(&old).await.unwrap();
         assert_eq!(store.claim_stale(Some("alice"), &new, Duration::from_secs(15)).await.unwrap().len(), 1);
     }
@@ -129,7 +131,9 @@ async fn a_cancel_and_an_approval_racing_for_one_intent_cannot_both_win() {
     for (kind, TestStore { store, .. }) in every_store().await {
         eprintln!("on {kind}");
         let runner = RunnerId::new();
-        let Claim::Created(intent) = store.create(&alice(), None, "f", &terms(), &runner, 10).await.unwrap() else {
+        let Claim::Created(intent) =
+            store.create(&alice(), None, "f", &terms(), &runner, &Admission::pending_at_most(10)).await.unwrap()
+        else {
             panic!("created")
         };
         let pending = store.apply(&intent, accepted()).await.unwrap();
@@ -149,30 +153,37 @@ async fn a_holder_at_the_pending_limit_is_refused_until_one_is_decided_and_other
         let runner = RunnerId::new();
         let mut waiting = Vec::new();
         for key in ["k1", "k2", "k3"] {
-            let Claim::Created(intent) = store.create(&alice(), Some(key), key, &terms(), &runner, 3).await.unwrap()
+            let Claim::Created(intent) = store
+                .create(&alice(), Some(key), key, &terms(), &runner, &Admission::pending_at_most(3))
+                .await
+                .unwrap()
             else {
                 panic!("created")
             };
             waiting.push(store.apply(&intent, accepted()).await.unwrap());
         }
-        let refused = store.create(&alice(), Some("k4"), "k4", &terms(), &runner, 3).await;
+        let refused = store.create(&alice(), Some("k4"), "k4", &terms(), &runner, &Admission::pending_at_most(3)).await;
         assert!(matches!(refused, Err(StoreError::TooManyPending { limit: 3 })), "{refused:?}");
         assert!(store.by_key("alice", "k4", "k4").await.unwrap().is_none(), "a refusal records nothing");
 
         // A retry of a key already used follows its intent, at the limit too.
-        let retry = store.create(&alice(), Some("k2"), "k2", &terms(), &runner, 3).await.unwrap();
+        let retry =
+            store.create(&alice(), Some("k2"), "k2", &terms(), &runner, &Admission::pending_at_most(3)).await.unwrap();
         assert!(matches!(retry, Claim::Existing(ref intent) if intent.id() == waiting[1].id()));
 
         // Another holder has limits of their own.
         let bob = Holder { subject: "auth0|bob".into(), bank_user: "bob".into() };
-        let Claim::Created(bobs) = store.create(&bob, None, "b", &terms(), &runner, 3).await.unwrap() else {
+        let Claim::Created(bobs) =
+            store.create(&bob, None, "b", &terms(), &runner, &Admission::pending_at_most(3)).await.unwrap()
+        else {
             panic!("created")
         };
         assert_eq!((bobs.owner.as_str(), bobs.subject()), ("bob", "auth0|bob"));
 
         // Once one of alice's requests is decided, she may ask again.
         store.apply(&waiting[0], Event::Denied).await.unwrap();
-        let again = store.create(&alice(), Some("k4"), "k4", &terms(), &runner, 3).await.unwrap();
+        let again =
+            store.create(&alice(), Some("k4"), "k4", &terms(), &runner, &Admission::pending_at_most(3)).await.unwrap();
         assert!(matches!(again, Claim::Created(ref intent) if intent.subject() == "alice"));
     }
 }
@@ -183,8 +194,11 @@ async fn a_server_for_every_holder_takes_over_every_holders_intents() {
         eprintln!("on {kind}");
         let (old, new) = (RunnerId::new(), RunnerId::new());
         store.heartbeat(&old).await.unwrap();
-        store.create(&alice(), None, "f", &terms(), &old, 10).await.unwrap();
-        store.create(&Holder::configured("bob"), None, "f", &terms(), &old, 10).await.unwrap();
+        store.create(&alice(), None, "f", &terms(), &old, &Admission::pending_at_most(10)).await.unwrap();
+        store
+            .create(&Holder::configured("bob"), None, "f", &terms(), &old, &Admission::pending_at_most(10))
+            .await
+            .unwrap();
         store.retire(&old).await.unwrap();
         assert_eq!(store.claim_stale(Some("bob"), &new, Duration::from_secs(15)).await.unwrap().len(), 1);
         let rest = store.claim_stale(None, &new, Duration::from_secs(15)).await.unwrap();
@@ -220,7 +234,12 @@ async fn one_idempotency_key_sent_to_three_replicas_at_once_makes_one_intent() {
     let creations = replicas.iter().map(|replica| {
         let replica = replica.clone();
         // Each replica makes its own intent id for the call it received.
-        async move { replica.create(&alice(), Some("same-key"), "f", &terms(), &RunnerId::new(), 10).await.unwrap() }
+        async move {
+            replica
+                .create(&alice(), Some("same-key"), "f", &terms(), &RunnerId::new(), &Admission::pending_at_most(10))
+                .await
+                .unwrap()
+        }
     });
     let claims = futures::future::join_all(creations).await;
     let created: Vec<_> = claims.iter().filter(|claim| matches!(claim, Claim::Created(_))).collect();
@@ -237,10 +256,13 @@ async fn one_idempotency_key_sent_to_three_replicas_at_once_makes_one_intent() {
 #[tokio::test]
 async fn the_pending_limit_holds_across_replicas_creating_at_once() {
     let Some((_database, replicas)) = replicas(3).await else { return };
-    let creations = (0..12).map(|n| {
-        let replica = replicas[n % 3].clone();
-        async move { replica.create(&alice(), None, "f", &terms(), &RunnerId::new(), 3).await }
-    });
+    let creations =
+        (0..12).map(|n| {
+            let replica = replicas[n % 3].clone();
+            async move {
+                replica.create(&alice(), None, "f", &terms(), &RunnerId::new(), &Admission::pending_at_most(3)).await
+            }
+        });
     let results = futures::future::join_all(creations).await;
     let created = results.iter().filter(|result| matches!(result, Ok(Claim::Created(_)))).count();
     let refused = results.iter().filter(|result| matches!(result, Err(StoreError::TooManyPending { .. }))).count();
@@ -253,7 +275,7 @@ async fn replicas_claiming_at_once_take_each_intent_exactly_once() {
     let gone = RunnerId::new();
     replicas[0].heartbeat(&gone).await.unwrap();
     for _ in 0..30 {
-        replicas[0].create(&alice(), None, "f", &terms(), &gone, 100).await.unwrap();
+        replicas[0].create(&alice(), None, "f", &terms(), &gone, &Admission::pending_at_most(100)).await.unwrap();
     }
     replicas[0].retire(&gone).await.unwrap();
     let claims = replicas.iter().map(|replica| {
@@ -276,7 +298,7 @@ async fn heartbeats_go_stale_by_the_databases_clock() {
     let (old, new) = (RunnerId::new(), RunnerId::new());
     replicas[0].heartbeat(&old).await.unwrap();
     replicas[1].heartbeat(&new).await.unwrap();
-    replicas[0].create(&alice(), None, "f", &terms(), &old, 10).await.unwrap();
+    replicas[0].create(&alice(), None, "f", &terms(), &old, &Admission::pending_at_most(10)).await.unwrap();
     assert!(replicas[1].claim_stale(None, &new, Duration::from_secs(60)).await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(20)).await;
     let claimed = replicas[1].claim_stale(None, &new, Duration::from_millis(10)).await.unwrap();
@@ -287,7 +309,9 @@ async fn heartbeats_go_stale_by_the_databases_clock() {
 async fn a_change_made_on_one_replica_wakes_a_watcher_on_another() {
     let Some((_database, replicas)) = replicas(2).await else { return };
     let runner = RunnerId::new();
-    let Claim::Created(intent) = replicas[0].create(&alice(), None, "f", &terms(), &runner, 10).await.unwrap() else {
+    let Claim::Created(intent) =
+        replicas[0].create(&alice(), None, "f", &terms(), &runner, &Admission::pending_at_most(10)).await.unwrap()
+    else {
         panic!("created")
     };
     let mut watching = replicas[1].watch(intent.id(), intent.status());
@@ -301,7 +325,9 @@ async fn a_change_made_on_one_replica_wakes_a_watcher_on_another() {
 async fn a_ping_reaching_another_replica_is_passed_to_every_replica_and_a_hand_back_is_announced() {
     let Some((_database, replicas)) = replicas(2).await else { return };
     let runner = RunnerId::new();
-    let Claim::Created(intent) = replicas[0].create(&alice(), None, "f", &terms(), &runner, 10).await.unwrap() else {
+    let Claim::Created(intent) =
+        replicas[0].create(&alice(), None, "f", &terms(), &runner, &Admission::pending_at_most(10)).await.unwrap()
+    else {
         panic!("created")
     };
     let digest = crate::mcp::lifecycle::waits::digest("the notification token");
