@@ -193,3 +193,6 @@ impl IntentStore {
         Ok(verify::verify(&rows, &heads, verifier))
     }
 }
+
+#[cfg(test)]
+mod tests;
