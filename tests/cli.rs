@@ -354,7 +354,10 @@ async fn write_audit_trail(data_dir: &std::path::Path) -> usize {
     let pending = store.apply(&intent, accepted).await.unwrap();
     store.apply(&pending, Event::Denied).await.unwrap();
     let refused = AuditTerms::from(&terms);
-    store.record_policy_refusal(&alice, &refused, "payee_not_allowed", "acc_bob_chk is not an allowed payee").await.unwrap();
+    store
+        .record_policy_refusal(&alice, &refused, "payee_not_allowed", "acc_bob_chk is not an allowed payee")
+        .await
+        .unwrap();
     assert!(store.sign_audit_head().await.unwrap().is_some());
     store.close().await;
     4

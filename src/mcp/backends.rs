@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bank_access::BankAccess;
-use super::lifecycle::audit::key::AuditKeyError;
 use super::lifecycle::audit::AuditKey;
+use super::lifecycle::audit::key::AuditKeyError;
 use super::lifecycle::{ApprovalSettings, IntentStore, PostgresLocation, Runner, StoreError, StoreLocation};
 use super::metrics::Metrics;
 use crate::bank::BankClient;

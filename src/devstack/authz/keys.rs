@@ -8,11 +8,11 @@
 
 use std::path::Path;
 
+use crate::secrets;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
-use crate::secrets;
 
 /// The key file inside the data directory.
 pub const KEY_FILE: &str = "authz-signing-key.pem";

@@ -136,7 +136,8 @@ impl HeadVerifier {
     /// What `jws` says, if this key signed it as a head; otherwise why not.
     pub fn verify(&self, jws: &str) -> Result<HeadClaims, String> {
         let mut parts = jws.split('.');
-        let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
         else {
             return Err("its signature is not a compact JWS".into());
         };
@@ -151,7 +152,7 @@ impl HeadVerifier {
         }
         let signing_input_len = jws.len() - signature.len() - 1;
         UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.point)
-            .verify(jws[..signing_input_len].as_bytes(), &decode(signature)?)
+            .verify(&jws.as_bytes()[..signing_input_len], &decode(signature)?)
             .map_err(|_| "its signature does not verify".to_owned())?;
         serde_json::from_slice(&decode(payload)?).map_err(|_| "its signed claims are unreadable".to_owned())
     }

@@ -214,7 +214,10 @@ impl AuditDraft {
             terms: AuditTerms::from(intent),
             binding_message: Some(intent.binding_message().as_str().to_owned()),
             reference: Some(intent.reference.clone()),
-            details: AuditDetails { status: Some(IntentState::Requesting.status().as_str().to_owned()), ..Default::default() },
+            details: AuditDetails {
+                status: Some(IntentState::Requesting.status().as_str().to_owned()),
+                ..Default::default()
+            },
         }
     }
 
@@ -295,7 +298,11 @@ impl AuditDraft {
             terms: terms.clone(),
             binding_message: None,
             reference: None,
-            details: AuditDetails { rule: Some(rule.to_owned()), reason: Some(detail.to_owned()), ..Default::default() },
+            details: AuditDetails {
+                rule: Some(rule.to_owned()),
+                reason: Some(detail.to_owned()),
+                ..Default::default()
+            },
         }
     }
 

@@ -21,14 +21,15 @@ pub struct ChainReport {
 
 impl std::fmt::Display for ChainReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "the audit log verifies: {} entries, hash chain intact, {} signed heads", self.entries, self.signed_heads)?;
+        write!(
+            f,
+            "the audit log verifies: {} entries, hash chain intact, {} signed heads",
+            self.entries, self.signed_heads
+        )?;
         match self.last_signed {
-            Some((seq, at)) => write!(
-                f,
-                ", the last at entry {seq} ({}), {} entries since",
-                at.rfc3339(),
-                self.entries - seq
-            ),
+            Some((seq, at)) => {
+                write!(f, ", the last at entry {seq} ({}), {} entries since", at.rfc3339(), self.entries - seq)
+            }
             None => write!(f, ", none yet"),
         }
     }

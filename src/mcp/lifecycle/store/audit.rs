@@ -177,9 +177,7 @@ impl IntentStore {
             .fetch_all(pool)
             .await?
         });
-        rows.iter()
-            .map(|row| row.entry().map_err(|what| StoreError::AuditUnreadable { seq: row.seq, what }))
-            .collect()
+        rows.iter().map(|row| row.entry().map_err(|what| StoreError::AuditUnreadable { seq: row.seq, what })).collect()
     }
 
     /// Checks the whole chain and every signed head against `verifier` (the server's audit key):

@@ -116,7 +116,10 @@ async fn a_run_of_transfers_leaves_one_entry_per_transition_with_the_terms_and_n
         assert!(matches!(&unknown.state, crate::mcp::lifecycle::IntentState::OutcomeUnknown { token: Some(_), .. }));
         store.apply(&unknown, Event::LookupFound { receipt: receipt("trf_reconciled") }).await.unwrap();
         // Refused by policy: no intent.
-        store.record_policy_refusal(&alice(), &refused_terms(900_000), "daily_total", "5.00 USD left today").await.unwrap();
+        store
+            .record_policy_refusal(&alice(), &refused_terms(900_000), "daily_total", "5.00 USD left today")
+            .await
+            .unwrap();
 
         let entries = store.audit_entries(None, None).await.unwrap();
         let kinds: Vec<AuditKind> = entries.iter().map(|entry| entry.record.kind).collect();
@@ -136,13 +139,19 @@ async fn a_run_of_transfers_leaves_one_entry_per_transition_with_the_terms_and_n
         assert_eq!(executed.details.transfer_id.as_deref(), Some("trf_executed"));
         assert_eq!(executed.details.status.as_deref(), Some("completed"));
         assert_eq!((executed.amount_minor, executed.currency.as_str()), (2500, "USD"));
-        assert_eq!((executed.from_account_id.as_str(), executed.to_account_id.as_str()), ("acc_alice_chk", "acc_bob_chk"));
+        assert_eq!(
+            (executed.from_account_id.as_str(), executed.to_account_id.as_str()),
+            ("acc_alice_chk", "acc_bob_chk")
+        );
         assert_eq!(executed.intent_id.as_deref(), Some(intent.id()));
         assert_eq!(executed.reference.as_deref(), Some(intent.terms.reference.as_str()));
         assert_eq!(executed.binding_message.as_deref(), Some(intent.terms.binding_message().as_str()));
         assert_eq!((executed.owner.as_str(), executed.holder_subject.as_str()), ("alice", "alice"));
         let reconciled = &entries[16].record.details;
-        assert_eq!((reconciled.lookup.as_deref(), reconciled.transfer_id.as_deref()), (Some("found"), Some("trf_reconciled")));
+        assert_eq!(
+            (reconciled.lookup.as_deref(), reconciled.transfer_id.as_deref()),
+            (Some("found"), Some("trf_reconciled"))
+        );
         let refusal = &entries[17].record;
         assert_eq!((refusal.details.rule.as_deref(), refusal.intent_id.as_deref()), (Some("daily_total"), None));
         assert_eq!(refusal.amount_minor, 900_000);
@@ -226,7 +235,10 @@ async fn truncating_the_tail_after_a_signed_head_is_detected() {
         tamper(&store, &["DELETE FROM audit_entries WHERE seq >= 5".into()]).await;
         let finding = verify(&store, &key).await.unwrap_err();
         assert_eq!(finding.seq, 5, "{finding}");
-        assert!(finding.problem.contains("the log ends at entry 4") && finding.problem.contains("up to 6"), "{finding}");
+        assert!(
+            finding.problem.contains("the log ends at entry 4") && finding.problem.contains("up to 6"),
+            "{finding}"
+        );
     }
 }
 
@@ -264,12 +276,14 @@ async fn a_chain_rewritten_with_fresh_hashes_contradicts_its_signed_head() {
 #[tokio::test]
 async fn writers_appending_at_once_make_one_linear_chain() {
     // Several tasks on one store (SQLite: one writer connection), and on PostgreSQL three replicas.
-    let mut groups: Vec<(&str, Vec<Arc<IntentStore>>, Option<Box<dyn std::any::Any>>)> = Vec::new();
+    /// Stores writing to one database, and what must live as long as they do.
+    type Writers = (&'static str, Vec<Arc<IntentStore>>, Box<dyn std::any::Any>);
+    let mut groups: Vec<Writers> = Vec::new();
     for (kind, TestStore { store, _dir }) in every_store().await {
-        groups.push((kind, vec![Arc::new(store)], Some(Box::new(_dir))));
+        groups.push((kind, vec![Arc::new(store)], Box::new(_dir)));
     }
     if let Some((database, replicas)) = replicas(3).await {
-        groups.push(("three postgres replicas", replicas, Some(Box::new(database))));
+        groups.push(("three postgres replicas", replicas, Box::new(database)));
     }
     for (kind, stores, _keep) in groups {
         eprintln!("on {kind}");
@@ -277,7 +291,10 @@ async fn writers_appending_at_once_make_one_linear_chain() {
             let store = stores[n % stores.len()].clone();
             async move {
                 if n % 2 == 0 {
-                    store.record_policy_refusal(&alice(), &refused_terms(100), "payee_not_allowed", "no").await.unwrap();
+                    store
+                        .record_policy_refusal(&alice(), &refused_terms(100), "payee_not_allowed", "no")
+                        .await
+                        .unwrap();
                 } else {
                     let intent = created(&store).await;
                     store.apply(&intent, Event::Cancel).await.unwrap();
