@@ -59,6 +59,9 @@ enum Command {
     /// directory) and exit. `serve` applies them too at start; run this to apply them first, e.g.
     /// as a release step before replicas of a new version start.
     Migrate,
+    /// The audit trail in the transfer intent store: check it, or export it.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run everything in one process on loopback: the dev authorization server with its approval
     /// page, the bank API, and the MCP server over HTTP; prints how to connect a client.
     Demo,
@@ -76,6 +79,28 @@ enum Command {
     Approve(DecisionArgs),
     /// Deny a pending request from the terminal, as the account holder would on their phone.
     Deny(DecisionArgs),
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Walk the whole chain, recompute every hash and check every signed head against this data
+    /// directory's audit key; exit non-zero naming the first bad entry.
+    Verify,
+    /// Write the entries as JSON Lines to stdout, in chain order.
+    Export {
+        /// Only entries written at or after this time (RFC 3339, UTC, e.g. 2026-12-01T00:00:00Z).
+        #[arg(long, value_name = "RFC3339", value_parser = parse_since)]
+        since: Option<bankguard::clock::Millis>,
+        /// Only this holder's entries (their user id at the bank or their subject at the provider).
+        #[arg(long, value_name = "HOLDER")]
+        holder: Option<String>,
+    },
+}
+
+fn parse_since(text: &str) -> Result<bankguard::clock::Millis, String> {
+    let at = humantime::parse_rfc3339(text).map_err(|error| format!("not an RFC 3339 UTC time: {error}"))?;
+    let millis = at.duration_since(std::time::UNIX_EPOCH).map_err(|_| "before 1970".to_owned())?.as_millis();
+    Ok(bankguard::clock::Millis(i64::try_from(millis).map_err(|_| "too far in the future".to_owned())?))
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -120,6 +145,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Serve { transport, listen } => serve(config, transport, listen).await,
             Command::Migrate => migrate(&config).await,
+            Command::Audit(command) => audit(&config, command).await,
             Command::Demo => run_demo(config).await,
             Command::Dev => run_dev(config).await,
             Command::Pending { user } => list_pending(&config, user.as_deref()).await,
@@ -169,6 +195,35 @@ async fn migrate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     store.close().await;
     println!("the {kind} transfer intent store is up to date (migrations applied: {applied})");
     Ok(())
+}
+
+async fn audit(config: &Config, command: AuditCommand) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let store = IntentStore::new(bankguard::mcp::backends::store_location(config)?, bankguard::clock::Clock::system());
+    let outcome = match command {
+        AuditCommand::Verify => {
+            let key = bankguard::mcp::lifecycle::audit::AuditKey::load(&config.data_dir)?;
+            match store.verify_audit(key.verifier()).await? {
+                Ok(report) => {
+                    println!("{report}");
+                    Ok(())
+                }
+                Err(finding) => Err(format!("the audit log does not verify: {finding}").into()),
+            }
+        }
+        AuditCommand::Export { since, holder } => {
+            let entries = store.audit_entries(since, holder.as_deref()).await?;
+            let mut out = std::io::stdout().lock();
+            for entry in entries {
+                serde_json::to_writer(&mut out, &entry)?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+    };
+    store.close().await;
+    outcome
 }
 
 async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {

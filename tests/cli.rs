@@ -25,6 +25,7 @@ fn help_explains_each_subcommand() {
         ("approve", "Approve a pending request"),
         ("deny", "Deny a pending request"),
         ("migrate", "migrations"),
+        ("audit", "audit trail"),
     ] {
         let line = help.lines().find(|l| l.trim_start().starts_with(command)).unwrap_or_default();
         assert!(line.contains(words), "`{command}` is explained: {help}");
@@ -320,6 +321,110 @@ fn migrate_brings_the_intent_store_up_to_date_and_a_bad_store_url_never_echoes_i
     assert!(!stderr.contains("hunter2"), "{stderr}");
 }
 
+/// Writes a run of audit entries into `dir`'s data directory through the library, as `serve`
+/// would: a transfer the holder denied, a policy refusal, and a signed head. Returns how many
+/// entries there are.
+async fn write_audit_trail(data_dir: &std::path::Path) -> usize {
+    use bankguard::ciba::types::AuthReqId;
+    use bankguard::clock::{Clock, Millis};
+    use bankguard::mcp::holder::Holder;
+    use bankguard::mcp::intent::{AccountLabel, TransferIntent};
+    use bankguard::mcp::lifecycle::audit::{AuditKey, AuditTerms};
+    use bankguard::mcp::lifecycle::{Claim, Event, IntentStore, RunnerId};
+    use bankguard::money::MinorUnits;
+
+    let key = std::sync::Arc::new(AuditKey::load_or_generate(data_dir).unwrap());
+    let store = IntentStore::in_data_dir(data_dir.to_owned(), Clock::system()).with_audit_key(key);
+    let alice = Holder::configured("alice");
+    let terms = TransferIntent::new(
+        AccountLabel { id: "acc_alice_chk".into(), masked_number: "CHK-4821".into() },
+        AccountLabel { id: "acc_bob_chk".into(), masked_number: "CHK-3307".into() },
+        MinorUnits(2500),
+        "USD".parse().unwrap(),
+        None,
+    );
+    let Claim::Created(intent) = store
+        .create(&alice, None, "f", &terms, &RunnerId::new(), &bankguard::mcp::lifecycle::Admission::pending_at_most(10))
+        .await
+        .unwrap()
+    else {
+        panic!("created")
+    };
+    let accepted = Event::RequestAccepted {
+        auth_req_id: AuthReqId::new("req-1"),
+        expires_at: Millis(i64::MAX / 2),
+        interval_seconds: 5,
+    };
+    let pending = store.apply(&intent, accepted).await.unwrap();
+    store.apply(&pending, Event::Denied).await.unwrap();
+    let refused = AuditTerms::from(&terms);
+    store
+        .record_policy_refusal(&alice, &refused, "payee_not_allowed", "acc_bob_chk is not an allowed payee")
+        .await
+        .unwrap();
+    assert!(store.sign_audit_head().await.unwrap().is_some());
+    store.close().await;
+    4
+}
+
+#[tokio::test]
+async fn audit_verify_passes_an_intact_log_and_names_the_entry_whose_amount_was_changed() {
+    use sqlx::Connection;
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join(".bankguard");
+    let entries = write_audit_trail(&data_dir).await;
+
+    let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.starts_with(&format!("the audit log verifies: {entries} entries")), "{stdout}");
+    assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
+
+    // Export: one JSON object per line, filtered by holder and time.
+    let output = bankguard().current_dir(dir.path()).args(["audit", "export"]).output().unwrap();
+    assert!(output.status.success());
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    assert_eq!(lines.len(), entries);
+    assert_eq!(lines.iter().map(|line| line["seq"].as_i64().unwrap()).collect::<Vec<_>>(), [1, 2, 3, 4]);
+    assert_eq!(
+        lines.iter().map(|line| line["kind"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["created", "approval_requested", "denied", "policy_refused"]
+    );
+    assert!(lines.iter().all(|line| line["amount_minor"] == 2500 && line["hash"].as_str().unwrap().len() == 64));
+    for (args, count) in [
+        (&["--holder", "bob"][..], 0),
+        (&["--holder", "alice"][..], entries),
+        (&["--since", "2999-01-01T00:00:00Z"][..], 0),
+        (&["--since", "2000-01-01T00:00:00Z", "--holder", "alice"][..], entries),
+    ] {
+        let output = bankguard().current_dir(dir.path()).args(["audit", "export"]).args(args).output().unwrap();
+        assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), count, "{args:?}");
+    }
+
+    // Someone with the file edits an amount through a connection of their own.
+    let url = format!("sqlite://{}", data_dir.join("mcp.sqlite").display());
+    let mut connection = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query("DROP TRIGGER audit_entries_no_update").execute(&mut connection).await.unwrap();
+    sqlx::query("UPDATE audit_entries SET amount_minor = 250000 WHERE seq = 2").execute(&mut connection).await.unwrap();
+    connection.close().await.unwrap();
+
+    let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("audit entry 2:") && stderr.contains("do not match its hash"), "{stderr}");
+}
+
+#[test]
+fn audit_verify_without_the_servers_key_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("no audit key at") && stderr.contains("audit-key.pem"), "{stderr}");
+}
+
 #[test]
 fn approve_without_a_running_dev_says_so() {
     let dir = tempfile::tempdir().unwrap();
@@ -367,6 +472,7 @@ async fn the_data_directory_and_every_file_in_it_are_the_owners_alone() {
         "bank.sqlite-wal",
         "mcp.sqlite-wal",
         "authz-signing-key.pem",
+        "audit-key.pem",
         "mcp-client.json",
         "device-token",
         "dev-stack.json",

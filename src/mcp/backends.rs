@@ -6,6 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bank_access::BankAccess;
+use super::lifecycle::audit::AuditKey;
+use super::lifecycle::audit::key::AuditKeyError;
 use super::lifecycle::{ApprovalSettings, IntentStore, PostgresLocation, Runner, StoreError, StoreLocation};
 use super::metrics::Metrics;
 use super::policy::Policy;
@@ -67,6 +69,8 @@ pub enum BackendsError {
     StoreUrl(String),
     #[error("cannot read the PostgreSQL password file {}: {reason}", path.display())]
     StorePasswordFile { path: std::path::PathBuf, reason: String },
+    #[error(transparent)]
+    AuditKey(#[from] AuditKeyError),
 }
 
 /// The embedded authorization server's credentials file for the MCP client.
@@ -114,7 +118,8 @@ impl Backends {
             ping_fallback: Duration::from_secs(mcp.ping_fallback_poll_seconds),
         };
         let ping_mode = mcp.delivery_mode == DeliveryMode::Ping;
-        let store = Arc::new(IntentStore::new(store_location(config)?, clock));
+        let audit_key = AuditKey::load_or_generate(&config.data_dir)?;
+        let store = Arc::new(IntentStore::new(store_location(config)?, clock).with_audit_key(Arc::new(audit_key)));
         let metrics = Arc::new(Metrics::new());
         let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode, metrics.clone()));
         Ok(Self {

@@ -135,6 +135,13 @@ impl StoredIntents {
         })
     }
 
+    /// The audit trail's entries, oldest first: their kind and details (JSON).
+    pub async fn audit(&self) -> Vec<(String, String)> {
+        on_pool!(self, |pool| {
+            sqlx::query_as("SELECT kind, details FROM audit_entries ORDER BY seq").fetch_all(pool).await.unwrap()
+        })
+    }
+
     /// The runner driving the intent now (`None` once handed back or never claimed).
     pub async fn runner(&self, intent_id: &str) -> Option<String> {
         on_pool!(self, |pool| {

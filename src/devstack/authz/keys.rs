@@ -8,20 +8,14 @@
 
 use std::path::Path;
 
+use crate::secrets;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
-
-use crate::secrets;
 
 /// The key file inside the data directory.
 pub const KEY_FILE: &str = "authz-signing-key.pem";
-/// The PEM label of an unencrypted PKCS#8 private key (RFC 7468 §10).
-const PEM_LABEL: &str = "PRIVATE KEY";
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
@@ -41,35 +35,17 @@ impl SigningKey {
     pub fn load_or_generate(data_dir: &Path) -> Result<Self, KeyError> {
         let path = data_dir.join(KEY_FILE);
         let file_error = |reason: String| KeyError::File { path: path.display().to_string(), reason };
-        let pkcs8 = if path.exists() {
-            let pem = std::fs::read_to_string(&path).map_err(|e| file_error(e.to_string()))?;
-            pem_decode(&pem).ok_or_else(|| file_error(format!("not a PEM {PEM_LABEL}")))?
-        } else {
-            let generated = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING)
-                .and_then(|key| key.to_pkcs8v1())
-                .map_err(|e| file_error(format!("could not generate a P-256 key: {e}")))?;
-            let pkcs8 = generated.as_ref().to_vec();
-            secrets::write_private_file(&path, pem_encode(&pkcs8).as_bytes()).map_err(|e| file_error(e.to_string()))?;
+        let (pkcs8, generated) = secrets::load_or_generate_p256(&path).map_err(file_error)?;
+        if generated {
             tracing::info!(path = %path.display(), "generated the authorization server's signing key");
-            pkcs8
-        };
+        }
         Self::from_pkcs8(&pkcs8).map_err(file_error)
     }
 
     fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
             .map_err(|e| format!("not a P-256 PKCS#8 key: {e}"))?;
-        // SEC 1 uncompressed point: 0x04, then x and y, 32 bytes each.
-        let point = key.public_key().as_ref();
-        let (x, y) = match point {
-            [0x04, coordinates @ ..] if coordinates.len() == 64 => {
-                (URL_SAFE_NO_PAD.encode(&coordinates[..32]), URL_SAFE_NO_PAD.encode(&coordinates[32..]))
-            }
-            _ => return Err("the public key is not an uncompressed P-256 point".into()),
-        };
-        // RFC 7638: the thumbprint hashes the required members in lexicographic order, no whitespace.
-        let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+        let secrets::P256Public { x, y, kid } = secrets::p256_public(key.public_key().as_ref())?;
         let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
         let jwk = json!({"kty": "EC", "crv": "P-256", "x": x, "y": y, "kid": kid, "use": "sig", "alg": "ES256"});
         Ok(Self { kid, encoding: EncodingKey::from_ec_der(pkcs8), decoding, jwk })
@@ -90,30 +66,6 @@ impl SigningKey {
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.decoding
     }
-}
-
-/// PKCS#8 DER as PEM: base64 in lines of 64 characters between the labels, LF line ends.
-fn pem_encode(der: &[u8]) -> String {
-    let base64 = STANDARD.encode(der);
-    let mut pem = format!("-----BEGIN {PEM_LABEL}-----\n");
-    let mut rest = base64.as_str();
-    while !rest.is_empty() {
-        let (line, tail) = rest.split_at(rest.len().min(64));
-        pem.push_str(line);
-        pem.push('\n');
-        rest = tail;
-    }
-    pem.push_str(&format!("-----END {PEM_LABEL}-----\n"));
-    pem
-}
-
-/// The DER inside the first `PRIVATE KEY` block of `pem` (text around it is ignored, as RFC 7468 §2
-/// allows), or `None` if there is none or its base64 is malformed.
-fn pem_decode(pem: &str) -> Option<Vec<u8>> {
-    let (_, rest) = pem.split_once(&format!("-----BEGIN {PEM_LABEL}-----"))?;
-    let (body, _) = rest.split_once(&format!("-----END {PEM_LABEL}-----"))?;
-    let base64: String = body.chars().filter(|c| !c.is_ascii_whitespace()).collect();
-    STANDARD.decode(base64).ok()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //!   Runners' heartbeats live beside them.
 //! - [`runner`]: the process's one runner, which performs each state's side effect, records the
 //!   transition before the next one, and takes over the intents of runners that stopped.
+//! - [`audit`]: the append-only, hash-chained audit trail of every transition, and its signed heads.
 //! - [`waits`]: the one scheduler that drives every pending approval's wait for the holder, each a
 //!   small record rather than a task.
 //!
@@ -18,6 +19,7 @@
 //! no transfer exists under the intent's `Idempotency-Key`; until the bank can say, the intent is
 //! `outcome_unknown`.
 
+pub mod audit;
 pub mod runner;
 pub mod state;
 pub mod store;

@@ -129,6 +129,7 @@ impl Runner {
         let runner = self.clone();
         let beating_for = owner.clone();
         self.tasks.spawn(async move {
+            let mut next_head = runner.clock.now().plus(super::audit::HEAD_SIGNING_INTERVAL);
             loop {
                 tokio::select! {
                     () = runner.stop.cancelled() => return,
@@ -138,6 +139,10 @@ impl Runner {
                     tracing::error!(%error, "could not write this server's heartbeat; pausing work until it can");
                 }
                 runner.take_over_stale(beating_for.as_deref()).await;
+                if runner.clock.now() >= next_head {
+                    runner.sign_audit_head().await;
+                    next_head = runner.clock.now().plus(super::audit::HEAD_SIGNING_INTERVAL);
+                }
             }
         });
         // What other replicas sharing the store did: a ping for one of our waits, a hand-back.
@@ -215,8 +220,18 @@ impl Runner {
         if tokio::time::timeout(Duration::from_secs(5), self.tasks.wait()).await.is_err() {
             tracing::warn!("some transfer intents were still busy at shutdown; another server will resume them");
         }
+        self.sign_audit_head().await;
         if let Err(error) = self.store.retire(&self.id).await {
             tracing::warn!(%error, "could not hand back this server's transfer intents; they are taken over once its heartbeat is stale");
+        }
+    }
+
+    /// Signs the audit chain's head if it moved (see [`super::audit::HEAD_SIGNING_INTERVAL`]).
+    async fn sign_audit_head(&self) {
+        match self.store.sign_audit_head().await {
+            Ok(Some(head)) => tracing::debug!(seq = head.seq, "signed the audit chain's head"),
+            Ok(None) => {}
+            Err(error) => tracing::warn!(%error, "could not sign the audit chain's head; trying again later"),
         }
     }
 

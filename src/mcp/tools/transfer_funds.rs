@@ -27,8 +27,9 @@ use super::super::BankguardServer;
 use super::super::follow::{Followed, follow};
 use super::super::holder::Holder;
 use super::super::intent::{AccountLabel, TransferIntent};
+use super::super::lifecycle::audit::AuditTerms;
 use super::super::lifecycle::{Admission, Claim, StoreError, StoredIntent};
-use super::super::policy::Rules;
+use super::super::policy::Refusal;
 use super::super::progress::ProgressReporter;
 use super::ToolFailure;
 use super::arguments::{AccountId, Arguments, CurrencyCode, DecimalAmount, IdempotencyKey, Memo, present};
@@ -64,6 +65,14 @@ pub struct TransferArgs {
     #[serde(default, deserialize_with = "present")]
     #[schemars(with = "IdempotencyKey")]
     pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// What the bank said: the terms as the holder will see them, whether the destination is one of
+/// the holder's own accounts, and the source's available balance.
+struct AtTheBank {
+    intent: TransferIntent,
+    to_own_account: bool,
+    available: MinorUnits,
 }
 
 /// The arguments after the checks that need no network.
@@ -113,7 +122,7 @@ impl BankguardServer {
         let store = backends.store();
         let owner = holder.bank_user.as_str();
         let rules = backends.policy.rules_for(owner);
-        let checked = check_offline(&args, &rules)?;
+        let checked = check_offline(&args)?;
         let key = args.idempotency_key.as_ref().map(IdempotencyKey::as_str);
         let fingerprint = fingerprint(&args, &checked);
         // A key seen before: follow its intent; never a second approval request.
@@ -123,18 +132,43 @@ impl BankguardServer {
             return self.watch(existing, context, false).await;
         }
 
-        let intent = self.check_with_bank(&holder, &args, checked, &rules).await?;
+        let AtTheBank { intent, to_own_account, available } = self.check_with_bank(&holder, &args, checked).await?;
+        if let Err(refusal) =
+            rules.check_amount(intent.amount).and_then(|()| rules.check_payee(&intent.to.id, to_own_account))
+        {
+            return Err(self.refused(&holder, &intent, refusal).await);
+        }
+        if available < intent.amount {
+            return Err(invalid(format!(
+                "The balance of {} is too low: {} {} available, {} {} requested.",
+                intent.from.id, available, intent.currency, intent.amount, intent.currency
+            )));
+        }
         if context.ct.is_cancelled() {
             return Ok(None);
         }
         let admission = Admission { max_pending: backends.limits.max_pending_per_holder, rules: Some(&rules) };
-        match store.create(&holder, key, &fingerprint, &intent, &backends.runner.id, &admission).await? {
-            Claim::Existing(existing) => self.watch(existing, context, false).await,
-            Claim::Created(created) => {
+        match store.create(&holder, key, &fingerprint, &intent, &backends.runner.id, &admission).await {
+            Ok(Claim::Existing(existing)) => self.watch(existing, context, false).await,
+            Ok(Claim::Created(created)) => {
                 backends.runner.drive(created.clone(), false);
                 self.watch(created, context, true).await
             }
+            Err(StoreError::Refused(refusal)) => Err(self.refused(&holder, &intent, refusal).await),
+            Err(other) => Err(other.into()),
         }
+    }
+
+    /// A transfer the money policy refused: recorded in the audit trail, then the tool error.
+    async fn refused(&self, holder: &Holder, intent: &TransferIntent, refusal: Refusal) -> ToolFailure {
+        let terms = AuditTerms::from(intent);
+        if let Err(error) =
+            self.backends.store().record_policy_refusal(holder, &terms, refusal.rule, &refusal.detail).await
+        {
+            tracing::error!(%error, reference = %intent.reference, "could not record a policy refusal in the audit trail");
+        }
+        tracing::info!(rule = refusal.rule, reference = %intent.reference, "refused by the money policy");
+        StoreError::Refused(refusal).into()
     }
 
     /// Follows an intent with progress. A call that created the intent (`owns`) cancels it if the
@@ -191,15 +225,14 @@ impl BankguardServer {
         )
     }
 
-    /// The checks that need the bank: both accounts exist, the source is the holder's, the currencies
-    /// agree, and the balance covers the amount.
+    /// The checks that need the bank: both accounts exist, the source is the holder's, and the
+    /// currencies agree (the balance is compared after the money policy, whose limits come first).
     async fn check_with_bank(
         &self,
         holder: &Holder,
         args: &TransferArgs,
         checked: Checked,
-        rules: &Rules,
-    ) -> Result<TransferIntent, ToolFailure> {
+    ) -> Result<AtTheBank, ToolFailure> {
         let bank = &self.backends.bank;
         let accounts = bank.accounts(&holder.bank_user).await?;
         let find = |id: &AccountId| accounts.iter().find(|a| a.id == id.as_str());
@@ -218,7 +251,6 @@ impl BankguardServer {
             });
         };
         let to_own_account = find(&args.to_account_id).is_some();
-        rules.check_payee(args.to_account_id.as_str(), to_own_account).map_err(StoreError::Refused)?;
         let (destination_label, destination_currency) = match find(&args.to_account_id) {
             Some(own) => (label(own), own.currency.clone()),
             None => {
@@ -244,21 +276,15 @@ impl BankguardServer {
         }
         let available = MinorUnits::parse_decimal(&source.available_balance)
             .map_err(|_| invalid(format!("the bank reported an unreadable balance for {}", source.id)))?;
-        if available < checked.amount {
-            return Err(invalid(format!(
-                "The balance of {} is too low: {} {} available, {} {} requested.",
-                source.id, available, currency, checked.amount, currency
-            )));
-        }
-        Ok(TransferIntent::new(label(source), destination_label, checked.amount, currency, checked.memo))
+        let intent = TransferIntent::new(label(source), destination_label, checked.amount, currency, checked.memo);
+        Ok(AtTheBank { intent, to_own_account, available })
     }
 }
 
 /// The checks that need nothing but the arguments and the configuration; the arguments' own rules
 /// have already held (see [`super::arguments`]).
-fn check_offline(args: &TransferArgs, rules: &Rules) -> Result<Checked, ToolFailure> {
+fn check_offline(args: &TransferArgs) -> Result<Checked, ToolFailure> {
     let DecimalAmount(amount) = args.amount;
-    rules.check_amount(amount).map_err(StoreError::Refused)?;
     if args.from_account_id == args.to_account_id {
         return Err(invalid("to_account_id: is the same account as from_account_id; send to another account.".into()));
     }

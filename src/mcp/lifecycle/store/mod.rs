@@ -12,6 +12,10 @@
 //! where PostgreSQL serves several processes: a per-holder lock around the pending limit, `FOR
 //! UPDATE SKIP LOCKED` when claiming, the database's clock for heartbeats, and `LISTEN/NOTIFY`,
 //! which carries changes of status, pings and hand-backs to every replica ([`StoreEvent`]).
+//!
+//! [`IntentStore::create`] and [`IntentStore::apply`] append the change's audit entry
+//! ([`crate::mcp::lifecycle::audit`]) in the same transaction as the change itself ([`audit`]): a
+//! transition without its entry, or an entry without its transition, cannot be committed.
 
 mod postgres;
 
@@ -22,13 +26,15 @@ use std::time::Duration;
 
 use tokio::sync::{OnceCell, broadcast, watch};
 
+use self::audit::AuditAppend;
+use super::audit::{AuditDraft, AuditKey};
 use super::state::{Event, IntentState, NoTransition, Status, transition};
 use crate::clock::{Clock, Millis};
 use crate::mcp::holder::Holder;
 use crate::mcp::intent::{AccountLabel, TransferIntent};
 use crate::mcp::policy::{self, Refusal, Rules, Usage};
 use crate::money::MinorUnits;
-use crate::sqlite::{Database, DatabaseError};
+use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 
 pub use postgres::PostgresLocation;
 
@@ -212,6 +218,8 @@ pub enum StoreError {
     Permissions { path: String, source: std::io::Error },
     #[error("idempotency_key {0:?} was already used for a different transfer")]
     KeyReused(String),
+    #[error("audit entry {seq} is unreadable: {what}")]
+    AuditUnreadable { seq: i64, what: String },
     #[error("the stored transfer intent {id} has an unreadable {what}")]
     Unreadable { id: String, what: String },
     #[error(
@@ -293,6 +301,8 @@ macro_rules! with_pool {
     };
 }
 
+mod audit;
+
 pub struct IntentStore {
     location: StoreLocation,
     backend: OnceCell<Backend>,
@@ -301,11 +311,20 @@ pub struct IntentStore {
     /// on PostgreSQL every replica's).
     signals: Arc<Signals>,
     events: broadcast::Sender<StoreEvent>,
+    /// Signs heads of the audit chain; without it, entries are still chained but no head is signed.
+    audit_key: Option<Arc<AuditKey>>,
 }
 
 impl IntentStore {
     pub fn new(location: StoreLocation, clock: Clock) -> Self {
-        Self { location, backend: OnceCell::new(), clock, signals: Arc::default(), events: broadcast::channel(1024).0 }
+        Self {
+            location,
+            backend: OnceCell::new(),
+            clock,
+            signals: Arc::default(),
+            events: broadcast::channel(1024).0,
+            audit_key: None,
+        }
     }
 
     /// SQLite in `data_dir`.
@@ -531,11 +550,16 @@ impl IntentStore {
                 .rows_affected()
             }};
         }
+        let draft = AuditDraft::created(holder, terms);
+        let clock = now;
         let inserted = match self.backend().await? {
             Backend::Sqlite(db) => {
                 // The one writer connection, holding the write lock from the first statement.
-                let mut tx = db.writer.begin_with(crate::sqlite::BEGIN_WRITE).await?;
+                let mut tx = db.writer.begin_with(BEGIN_WRITE).await?;
                 let inserted = admit_and_insert!(tx);
+                if inserted == 1 {
+                    tx.append_audit(draft, clock).await?;
+                }
                 tx.commit().await?;
                 inserted
             }
@@ -543,6 +567,9 @@ impl IntentStore {
                 let mut tx = shared.pool.begin().await?;
                 postgres::lock_holder(&mut tx, owner).await?;
                 let inserted = admit_and_insert!(tx);
+                if inserted == 1 {
+                    tx.append_audit(draft, clock).await?;
+                }
                 tx.commit().await?;
                 inserted
             }
@@ -558,22 +585,45 @@ impl IntentStore {
     /// Moves `intent` by `event`, if it is still as the caller last saw it (same version).
     pub async fn apply(&self, intent: &StoredIntent, event: Event) -> Result<StoredIntent, ApplyError> {
         let now = self.clock.now();
-        let next = transition(&intent.state, event, now)?;
-        // On PostgreSQL a trigger announces the new status to every replica when this commits.
-        let updated = with_pool!(self.backend().await?, writer, |pool| {
-            sqlx::query(
-                "UPDATE transfer_intents SET status = $1, state = $2, version = version + 1, updated_at_ms = $3
-                 WHERE id = $4 AND version = $5",
-            )
-            .bind(next.status().as_str())
-            .bind(serde_json::to_string(&next).expect("a state serialises"))
-            .bind(now.0)
-            .bind(intent.id())
-            .bind(intent.version)
-            .execute(pool)
-            .await?
-            .rows_affected()
-        });
+        let next = transition(&intent.state, event.clone(), now)?;
+        // Built from the terms and the event, never from the state (which may hold a token).
+        let draft = AuditDraft::transition(intent, &event, &next);
+        // The same statement for both databases, built for each.
+        macro_rules! update {
+            () => {
+                sqlx::query(
+                    "UPDATE transfer_intents SET status = $1, state = $2, version = version + 1, updated_at_ms = $3
+                     WHERE id = $4 AND version = $5",
+                )
+                .bind(next.status().as_str())
+                .bind(serde_json::to_string(&next).expect("a state serialises"))
+                .bind(now.0)
+                .bind(intent.id())
+                .bind(intent.version)
+            };
+        }
+        // The transition and its audit entry commit together or not at all. On PostgreSQL a trigger
+        // announces the new status to every replica when this commits.
+        let updated = match self.backend().await? {
+            Backend::Sqlite(db) => {
+                let mut tx = db.writer.begin_with(BEGIN_WRITE).await?;
+                let updated = update!().execute(&mut *tx).await?.rows_affected();
+                if updated == 1 {
+                    tx.append_audit(draft, now).await?;
+                    tx.commit().await?;
+                }
+                updated
+            }
+            Backend::Postgres(shared) => {
+                let mut tx = shared.pool.begin().await?;
+                let updated = update!().execute(&mut *tx).await?.rows_affected();
+                if updated == 1 {
+                    tx.append_audit(draft, now).await?;
+                    tx.commit().await?;
+                }
+                updated
+            }
+        };
         if updated == 0 {
             return Err(ApplyError::Conflict(Box::new(self.reload(intent.id()).await?)));
         }

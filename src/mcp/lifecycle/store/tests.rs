@@ -7,7 +7,7 @@ use super::*;
 use crate::ciba::types::AuthReqId;
 use crate::clock::ManualClock;
 
-fn terms() -> TransferIntent {
+pub(super) fn terms() -> TransferIntent {
     TransferIntent::new(
         AccountLabel { id: "acc_alice_chk".into(), masked_number: "CHK-4821".into() },
         AccountLabel { id: "acc_bob_chk".into(), masked_number: "CHK-3307".into() },
@@ -17,7 +17,7 @@ fn terms() -> TransferIntent {
     )
 }
 
-fn alice() -> Holder {
+pub(super) fn alice() -> Holder {
     Holder::configured("alice")
 }
 
@@ -31,7 +31,7 @@ async fn store() -> (tempfile::TempDir, IntentStore, ManualClock) {
 
 /// A store of each kind this run reaches: SQLite always; PostgreSQL when the run started a server
 /// (`scripts/postgres.sh`, which `scripts/test.sh` runs), each in a database of its own.
-async fn every_store() -> Vec<(&'static str, TestStore)> {
+pub(super) async fn every_store() -> Vec<(&'static str, TestStore)> {
     let (dir, store, _hand) = store().await;
     let mut stores = vec![("sqlite", TestStore { store, _dir: Some(dir) })];
     if let Some(database) = postgres_database().await {
@@ -40,13 +40,13 @@ async fn every_store() -> Vec<(&'static str, TestStore)> {
     stores
 }
 
-struct TestStore {
-    store: IntentStore,
-    _dir: Option<tempfile::TempDir>,
+pub(super) struct TestStore {
+    pub(super) store: IntentStore,
+    pub(super) _dir: Option<tempfile::TempDir>,
 }
 
 /// A fresh PostgreSQL database, or `None` when this run has no server; in CI a missing server fails.
-async fn postgres_database() -> Option<TestDatabase> {
+pub(super) async fn postgres_database() -> Option<TestDatabase> {
     use sqlx::Connection;
     let Ok(url) = std::env::var("TEST_POSTGRES_URL") else {
         assert!(
@@ -64,14 +64,14 @@ async fn postgres_database() -> Option<TestDatabase> {
     Some(TestDatabase { url: format!("{base}/{name}"), password })
 }
 
-struct TestDatabase {
+pub(super) struct TestDatabase {
     url: String,
     password: Option<String>,
 }
 
 impl TestDatabase {
     /// One more server process's view of the database.
-    async fn replica(&self) -> IntentStore {
+    pub(super) async fn replica(&self) -> IntentStore {
         let location = PostgresLocation::parse(&self.url, self.password.as_deref(), 4).unwrap();
         let store = IntentStore::new(StoreLocation::Postgres(Box::new(location)), Clock::system());
         store.open().await.unwrap();
@@ -79,7 +79,7 @@ impl TestDatabase {
     }
 }
 
-fn accepted() -> Event {
+pub(super) fn accepted() -> Event {
     Event::RequestAccepted { auth_req_id: AuthReqId::new("req-1"), expires_at: Millis(1_300_000), interval_seconds: 5 }
 }
 
@@ -219,7 +219,7 @@ async fn the_store_file_is_readable_by_its_owner_only() {
 
 /// Replicas of one PostgreSQL store: what one machine got from a single writer, they get from the
 /// database. `None` (SQLite-only runs outside CI): nothing to check.
-async fn replicas(count: usize) -> Option<(TestDatabase, Vec<Arc<IntentStore>>)> {
+pub(super) async fn replicas(count: usize) -> Option<(TestDatabase, Vec<Arc<IntentStore>>)> {
     let database = postgres_database().await?;
     let mut replicas = Vec::new();
     for _ in 0..count {
