@@ -75,6 +75,8 @@ struct RunningDev {
     child: std::process::Child,
     dir: tempfile::TempDir,
     lines: std::collections::HashMap<String, String>,
+    /// Its stderr, read as it comes: a pipe nobody reads would fill and stop the process mid-log.
+    stderr: std::thread::JoinHandle<String>,
 }
 
 impl RunningDev {
@@ -101,6 +103,12 @@ impl RunningDev {
             .spawn()
             .unwrap();
         let stdout = child.stdout.take().unwrap();
+        let mut stderr_pipe = child.stderr.take().unwrap();
+        let stderr = std::thread::spawn(move || {
+            let mut logged = String::new();
+            std::io::Read::read_to_string(&mut stderr_pipe, &mut logged).unwrap();
+            logged
+        });
         let lines = tokio::task::spawn_blocking(move || {
             let mut lines = std::collections::HashMap::new();
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -118,7 +126,7 @@ impl RunningDev {
         })
         .await
         .unwrap();
-        Self { child, dir, lines }
+        Self { child, dir, lines, stderr }
     }
 
     fn url(&self, label: &str) -> &str {
@@ -130,11 +138,11 @@ impl RunningDev {
     }
 
     /// Stops it with SIGTERM and returns what it logged.
-    fn stop(self) -> String {
+    fn stop(mut self) -> String {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
-        let output = self.child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{:?}", output.status);
-        String::from_utf8(output.stderr).unwrap()
+        let status = self.child.wait().unwrap();
+        assert!(status.success(), "{status:?}");
+        self.stderr.join().unwrap()
     }
 }
 

@@ -133,8 +133,27 @@ impl Rules {
         Ok(())
     }
 
-    /// Whether the holder's recent `usage` leaves room for `terms`, asked for at `now`.
-    pub fn admit(&self, terms: &TransferIntent, usage: &Usage, now: Millis) -> Result<(), Refusal> {
+    /// Whether the holder's recent `usage` leaves room for `terms`, asked for at `now`; if so, what
+    /// each limit that counted leaves after this transfer, for the holder's records and the model.
+    pub fn admit(&self, terms: &TransferIntent, usage: &Usage, now: Millis) -> Result<Vec<String>, Refusal> {
+        self.refuse_over_limits(terms, usage, now)?;
+        let mut applied = Vec::new();
+        if let Some(cap) = self.approval_requests_per_hour {
+            let left = cap.saturating_sub(usage.hour_requests + 1);
+            applied.push(format!("approval_requests_per_hour: {left} of {cap} left this hour"));
+        }
+        if let Some(cap) = self.daily_count {
+            let left = cap.saturating_sub(usage.day_count + 1);
+            applied.push(format!("daily_count: {left} of {cap} {} transfers left in 24 hours", terms.currency));
+        }
+        if let Some(total) = self.daily_total.get(&terms.currency) {
+            let left = MinorUnits((total.0 - usage.day_total.0 - terms.amount.0).max(0));
+            applied.push(format!("daily_total: {left} of {total} {} left in 24 hours", terms.currency));
+        }
+        Ok(applied)
+    }
+
+    fn refuse_over_limits(&self, terms: &TransferIntent, usage: &Usage, now: Millis) -> Result<(), Refusal> {
         let frees_up = |oldest: Option<Millis>, window: Duration| {
             oldest.map_or_else(String::new, |oldest| {
                 let wait = now.until(oldest.plus(window));
@@ -253,7 +272,8 @@ mod tests {
         let used =
             Usage { day_total: MinorUnits(7_000), day_count: 2, day_oldest: Some(Millis(0)), ..Usage::default() };
         let now = Millis(60 * 60 * 1000);
-        assert!(rules.admit(&transfer(3_000), &used, now).is_ok(), "exactly the rest is allowed");
+        let applied = rules.admit(&transfer(3_000), &used, now).expect("exactly the rest is allowed");
+        assert_eq!(applied, ["daily_total: 0.00 of 100.00 USD left in 24 hours"]);
         let refused = rules.admit(&transfer(3_001), &used, now).unwrap_err();
         assert_eq!(refused.rule, "daily_total");
         assert!(refused.detail.contains("30.00 USD remaining"), "{refused}");

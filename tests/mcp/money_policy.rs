@@ -78,6 +78,11 @@ async fn the_per_transfer_maximum_refuses_and_a_holders_override_applies_to_that
         (0, &balances),
     )
     .await;
+    // The refusal is in the audit trail, with its rule.
+    let audit = stack.dev.intents().await.audit().await;
+    let (kind, details) = audit.last().expect("an audit entry");
+    assert_eq!(kind, "policy_refused");
+    assert!(details.contains("max_transfer_amount"), "{details}");
 
     // Bob's override lets him send what alice may not.
     stack.reconfigure_server(|config| config.mcp.user = "bob".into()).await;
@@ -92,7 +97,16 @@ async fn the_rolling_daily_total_names_what_remains_and_frees_up_after_24_hours(
     totals.insert("USD".to_owned(), "100.00".to_owned());
     let stack = stack_with(PolicyRules { daily_total: Some(totals), ..Default::default() }, |_| {}).await;
     let (client, _) = stack.http_client().await;
-    assert_eq!(approved(&stack, &client, transfer("acc_bob_chk", "60.00")).await, "completed");
+    let holder = stack.decide_next("approve", Duration::from_millis(200));
+    let first = call(&client, "transfer_funds", transfer("acc_bob_chk", "60.00")).await;
+    holder.await.unwrap();
+    assert_eq!(first.structured_content.as_ref().unwrap()["status"], "completed");
+    // The result says what the limit leaves.
+    assert!(
+        text(&first).ends_with("Money policy: daily_total: 40.00 of 100.00 USD left in 24 hours."),
+        "{}",
+        text(&first)
+    );
     // A declined transfer moved nothing and does not count.
     denied(&stack, &client, transfer("acc_bob_chk", "30.00")).await;
 

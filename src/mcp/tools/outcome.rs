@@ -99,6 +99,14 @@ pub fn status_output(intent: &StoredIntent) -> TransferStatusOutput {
 
 /// A sentence for each state: what happened, whether money moved, and what to do next.
 pub fn describe(intent: &StoredIntent, output: &TransferStatusOutput) -> String {
+    let text = describe_state(intent, output);
+    match &intent.policy_note {
+        Some(note) => format!("{text} Money policy: {note}."),
+        None => text,
+    }
+}
+
+fn describe_state(intent: &StoredIntent, output: &TransferStatusOutput) -> String {
     let terms = &intent.terms;
     let what = format!(
         "{} {} from {} to {}",

@@ -76,6 +76,8 @@ pub struct StoredIntent {
     /// Ping mode: the SHA-256 of the notification token sent with the approval request, so a ping
     /// to any replica finds the wait, and a runner that takes the intent over still hears it.
     pub ping_digest: Option<PingDigest>,
+    /// What the money policy's limits left when the intent was recorded, if any counted.
+    pub policy_note: Option<String>,
 }
 
 /// The SHA-256 of a CIBA `client_notification_token`.
@@ -116,6 +118,7 @@ struct Row {
     runner: Option<String>,
     created_at_ms: i64,
     ping_digest: Option<Vec<u8>>,
+    policy_note: Option<String>,
 }
 
 impl Row {
@@ -142,6 +145,7 @@ impl Row {
             runner: self.runner,
             created_at: Millis(self.created_at_ms),
             ping_digest: self.ping_digest.and_then(|digest| digest.try_into().ok()),
+            policy_note: self.policy_note,
         })
     }
 }
@@ -489,6 +493,8 @@ impl IntentStore {
         let owner = holder.bank_user.as_str();
         let subject = (holder.subject != holder.bank_user).then_some(holder.subject.as_str());
         let limit = i64::try_from(admission.max_pending).unwrap_or(i64::MAX);
+        // What the policy's limits leave after this transfer, recorded with it.
+        let mut policy_note: Option<String> = None;
         // The same steps for both databases, in `$tx`: a known key, the policy, then the insert.
         macro_rules! admit_and_insert {
             ($tx:expr) => {{
@@ -516,13 +522,14 @@ impl IntentStore {
                         .bind(now.minus(policy::HOUR).0)
                         .fetch_one(&mut *$tx)
                         .await?;
-                    rules.admit(terms, &usage.into_usage(), now).map_err(StoreError::Refused)?;
+                    let applied = rules.admit(terms, &usage.into_usage(), now).map_err(StoreError::Refused)?;
+                    policy_note = (!applied.is_empty()).then(|| applied.join("; "));
                 }
                 sqlx::query(
                     "INSERT INTO transfer_intents (id, owner, holder_subject, idempotency_key, request_fingerprint,
                          reference, from_account_id, from_label, to_account_id, to_label, amount_minor, currency, memo,
-                         status, state, version, runner, created_at_ms, updated_at_ms)
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17
+                         status, state, version, runner, created_at_ms, updated_at_ms, policy_note)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17, $21
                      WHERE (SELECT COUNT(*) FROM transfer_intents WHERE owner = $2 AND status IN ($18, $19)) < $20",
                 )
                 .bind(&terms.id)
@@ -545,6 +552,7 @@ impl IntentStore {
                 .bind(Status::Requesting.as_str())
                 .bind(Status::Pending.as_str())
                 .bind(limit)
+                .bind(&policy_note)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected()
