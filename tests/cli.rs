@@ -462,7 +462,13 @@ async fn the_data_directory_and_every_file_in_it_are_the_owners_alone() {
     use rmcp::model::CallToolRequestParams;
 
     let demo = RunningDev::start_command("demo", "mcpServers").await;
-    let transport = rmcp::transport::StreamableHttpClientTransport::from_uri(demo.url("MCP endpoint").to_owned());
+    // Through the crate's client builder, which installs the TLS provider reqwest needs.
+    let transport = rmcp::transport::StreamableHttpClientTransport::with_client(
+        reqwest_client(),
+        rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig::with_uri(
+            demo.url("MCP endpoint").to_owned(),
+        ),
+    );
     let client = ().serve(transport).await.unwrap();
     let accounts = client
         .call_tool(CallToolRequestParams::new("list_accounts").with_arguments(serde_json::Map::new()))

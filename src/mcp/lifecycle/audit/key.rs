@@ -3,17 +3,14 @@
 //!
 //! A signed head is a compact JWS (RFC 7515) with the header
 //! `{"alg":"ES256","kid":<RFC 7638 thumbprint>,"typ":"bankguard-audit-head"}` over the payload
-//! `{"hash":<the head entry's hash>,"iat":<seconds>,"seq":<the head entry's seq>}`; the signature is
-//! the 64-byte `r || s` form JWS uses. Replicas sharing a PostgreSQL store should share one key file,
+//! `{"hash":<the head entry's hash>,"iat":<seconds>,"seq":<the head entry's seq>}`, signed and
+//! checked through `jsonwebtoken` (the crate the dev provider and the bank API use for tokens). Replicas sharing a PostgreSQL store should share one key file,
 //! so that `bankguard audit verify` on any of them can check every head.
 
 use std::path::Path;
 
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED, ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, UnparsedPublicKey,
-};
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::Millis;
@@ -37,7 +34,7 @@ pub enum AuditKeyError {
 
 /// The private key that signs heads. Its `Debug` shows only the key id.
 pub struct AuditKey {
-    pair: EcdsaKeyPair,
+    encoding: EncodingKey,
     verifier: HeadVerifier,
 }
 
@@ -53,13 +50,6 @@ pub struct HeadClaims {
     pub hash: String,
     pub iat: i64,
     pub seq: i64,
-}
-
-#[derive(Serialize, Deserialize)]
-struct HeadHeader {
-    alg: String,
-    kid: String,
-    typ: String,
 }
 
 impl AuditKey {
@@ -88,9 +78,9 @@ impl AuditKey {
     fn from_pkcs8(pkcs8: &[u8]) -> Result<Self, String> {
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8)
             .map_err(|e| format!("not a P-256 PKCS#8 key: {e}"))?;
-        let point = pair.public_key().as_ref().to_vec();
-        let kid = secrets::p256_public(&point)?.kid;
-        Ok(Self { pair, verifier: HeadVerifier { kid, point } })
+        let secrets::P256Public { x, y, kid } = secrets::p256_public(pair.public_key().as_ref())?;
+        let decoding = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
+        Ok(Self { encoding: EncodingKey::from_ec_der(pkcs8), verifier: HeadVerifier { kid, decoding } })
     }
 
     /// The key's RFC 7638 thumbprint.
@@ -100,18 +90,13 @@ impl AuditKey {
 
     /// The head at entry `seq` with `hash`, signed at `at`, as a compact JWS.
     pub fn sign_head(&self, seq: i64, hash: &str, at: Millis) -> String {
-        let header = HeadHeader { alg: "ES256".into(), kid: self.verifier.kid.clone(), typ: HEAD_TYPE.into() };
+        let header = Header {
+            typ: Some(HEAD_TYPE.to_owned()),
+            kid: Some(self.verifier.kid.clone()),
+            ..Header::new(Algorithm::ES256)
+        };
         let claims = HeadClaims { hash: hash.to_owned(), iat: at.0.div_euclid(1000), seq };
-        let signing_input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header).expect("a header serialises")),
-            URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).expect("claims serialise"))
-        );
-        let signature = self
-            .pair
-            .sign(&aws_lc_rs::rand::SystemRandom::new(), signing_input.as_bytes())
-            .expect("signing with a valid P-256 key succeeds");
-        format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature.as_ref()))
+        jsonwebtoken::encode(&header, &claims, &self.encoding).expect("signing with a valid P-256 key succeeds")
     }
 
     /// The public half, which checks heads.
@@ -121,11 +106,16 @@ impl AuditKey {
 }
 
 /// Checks heads signed by one audit key.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HeadVerifier {
     kid: String,
-    /// SEC 1 uncompressed point.
-    point: Vec<u8>,
+    decoding: DecodingKey,
+}
+
+impl std::fmt::Debug for HeadVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HeadVerifier").field("kid", &self.kid).finish_non_exhaustive()
+    }
 }
 
 impl HeadVerifier {
@@ -135,26 +125,25 @@ impl HeadVerifier {
 
     /// What `jws` says, if this key signed it as a head; otherwise why not.
     pub fn verify(&self, jws: &str) -> Result<HeadClaims, String> {
-        let mut parts = jws.split('.');
-        let (Some(header), Some(payload), Some(signature), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err("its signature is not a compact JWS".into());
-        };
-        let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| "its signature is not base64url".to_owned());
-        let header: HeadHeader =
-            serde_json::from_slice(&decode(header)?).map_err(|_| "its JWS header is unreadable".to_owned())?;
-        if header.alg != "ES256" || header.typ != HEAD_TYPE {
-            return Err(format!("its JWS is a {} {}, not an ES256 {HEAD_TYPE}", header.alg, header.typ));
+        let header = jsonwebtoken::decode_header(jws).map_err(|_| "its signature is not a compact JWS".to_owned())?;
+        let typ = header.typ.unwrap_or_default();
+        if header.alg != Algorithm::ES256 || typ != HEAD_TYPE {
+            return Err(format!("its JWS is a {:?} {typ}, not an ES256 {HEAD_TYPE}", header.alg));
         }
-        if header.kid != self.kid {
-            return Err(format!("it was signed by key {}, not by this server's audit key {}", header.kid, self.kid));
+        let kid = header.kid.unwrap_or_default();
+        if kid != self.kid {
+            return Err(format!("it was signed by key {kid}, not by this server's audit key {}", self.kid));
         }
-        let signing_input_len = jws.len() - signature.len() - 1;
-        UnparsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &self.point)
-            .verify(&jws.as_bytes()[..signing_input_len], &decode(signature)?)
-            .map_err(|_| "its signature does not verify".to_owned())?;
-        serde_json::from_slice(&decode(payload)?).map_err(|_| "its signed claims are unreadable".to_owned())
+        // A head is not a token: no expiry or audience, only the signature and the claims.
+        let mut validation = Validation::new(Algorithm::ES256);
+        validation.required_spec_claims.clear();
+        validation.validate_exp = false;
+        jsonwebtoken::decode::<HeadClaims>(jws, &self.decoding, &validation).map(|data| data.claims).map_err(|error| {
+            match error.kind() {
+                jsonwebtoken::errors::ErrorKind::InvalidSignature => "its signature does not verify".to_owned(),
+                _ => "its signed claims are unreadable".to_owned(),
+            }
+        })
     }
 }
 
@@ -176,7 +165,9 @@ mod tests {
 
         // The same claims under another signature, or other claims under this one: refused.
         let (input, _) = jws.rsplit_once('.').unwrap();
-        let forged_payload = URL_SAFE_NO_PAD.encode(br#"{"hash":"b","iat":1,"seq":9}"#);
+        use base64::Engine;
+        let forged_payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"hash":"b","iat":1,"seq":9}"#);
         let (header, _) = input.split_once('.').unwrap();
         let signature = jws.rsplit_once('.').unwrap().1;
         let forged = format!("{header}.{forged_payload}.{signature}");
