@@ -13,16 +13,16 @@
 
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use rmcp::model::CallToolRequestParams;
 use serde_json::{Value, json};
-use sqlx::Connection;
 
 use crate::report::{Figure, Report, Samples, Table, knob};
 use crate::scale::{
-    Client, client_of, cpu_ticks, read_accounts, request_transfers, status_mib, ticks_per_second, transfers_once,
+    Client, approve_all, client_of, cpu_ticks, read_accounts, request_transfers, status_mib, ticks_per_second,
+    transfers_once,
 };
 use crate::stack::{DevOptions, DevProcess, HttpServe, PING_CLIENT, free_port};
+use crate::support::intent_store::TestStore;
 use crate::{Section, runtime};
 
 pub const SECTION: Section = Section { name: "replicas", run };
@@ -124,7 +124,12 @@ async fn measure(deployment: Deployment, n: usize, idle: Duration, rounds: usize
     let dev = DevProcess::start(DevOptions { ping_serve: Some(first), ..DevOptions::default() });
     let store = match deployment {
         Deployment::Sqlite => Vec::new(),
-        Deployment::Postgres { .. } => postgres_store().await,
+        Deployment::Postgres { .. } => match TestStore::fresh_postgres().await {
+            TestStore::Postgres { url, password } => {
+                vec![("BANKGUARD_MCP__STORE_URL", url), ("BANKGUARD_MCP__STORE_PASSWORD", password)]
+            }
+            TestStore::Sqlite => unreachable!("a fresh PostgreSQL database"),
+        },
     };
     let replicas: Vec<HttpServe> = (0..deployment.replicas())
         .map(|i| {
@@ -173,14 +178,7 @@ async fn measure(deployment: Deployment, n: usize, idle: Duration, rounds: usize
 
     let started = Instant::now();
     let requests = device.pending(None).await.expect("the pending requests");
-    futures::stream::iter(&requests)
-        .map(|request| {
-            let device = &device;
-            async move { device.decide_request(request, "approve").await.expect("an approval") }
-        })
-        .buffer_unordered(32)
-        .count()
-        .await;
+    approve_all(&device, &requests).await;
     let completed = transfers_once(&dev, n + rounds).await - rounds as i64;
     Measured { deployment, rss, cpu, reads, propagation, completed, completed_in: started.elapsed() }
 }
@@ -226,17 +224,4 @@ async fn call(client: &Client, tool: &str, arguments: Value) -> rmcp::model::Cal
 
 fn structured(result: rmcp::model::CallToolResult) -> Value {
     result.structured_content.unwrap_or(Value::Null)
-}
-
-/// A fresh database on the server `scripts/postgres.sh` started, as `serve`'s environment.
-async fn postgres_store() -> Vec<(&'static str, String)> {
-    let (Ok(url), Ok(password)) = (std::env::var("TEST_POSTGRES_URL"), std::env::var("TEST_POSTGRES_PASSWORD")) else {
-        panic!("the replicas section needs PostgreSQL: run it through ./scripts/bench.sh")
-    };
-    let options: sqlx::postgres::PgConnectOptions = url.parse().expect("a PostgreSQL URL");
-    let mut admin = sqlx::PgConnection::connect_with(&options.password(&password)).await.expect("PostgreSQL");
-    let name = format!("bench_{}", uuid::Uuid::new_v4().simple());
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("a database");
-    let base = url.rsplit_once('/').expect("a database in the URL").0;
-    vec![("BANKGUARD_MCP__STORE_URL", format!("{base}/{name}")), ("BANKGUARD_MCP__STORE_PASSWORD", password)]
 }

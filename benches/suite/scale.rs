@@ -21,6 +21,9 @@ use rmcp::service::{ClientLifecycleMode, ClientServiceExt, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use serde_json::json;
 
+use bankguard::devstack::authz::device::PendingApproval;
+use bankguard::devstack::device_client::DeviceClient;
+
 use crate::report::{Figure, Goal, Report, Samples, Table, knob};
 use crate::stack::{DevOptions, DevProcess, HttpServe, PING_CLIENT, free_port};
 use crate::support::fault_proxy::FaultProxy;
@@ -173,14 +176,7 @@ async fn measure(n: usize, idle: Duration) -> Measured {
     let device = dev.device();
     let requests = device.pending(None).await.expect("the pending requests");
     assert_eq!(requests.len(), n, "requests pending at the provider");
-    futures::stream::iter(&requests)
-        .map(|request| {
-            let device = &device;
-            async move { device.decide_request(request, "approve").await.expect("an approval") }
-        })
-        .buffer_unordered(32)
-        .count()
-        .await;
+    approve_all(&device, &requests).await;
     let completed = transfers_once(&dev, n).await;
     let completed_in = started.elapsed();
     let approval_token_calls = proxy.seen_with_body("/oauth/token", CIBA_GRANT_IN_FORM) - calls_before;
@@ -234,6 +230,15 @@ pub async fn read_accounts(client: &Client, calls: usize) -> Samples {
         samples.push(started.elapsed());
     }
     samples
+}
+
+/// Approves every one of `requests` on the device, 32 at a time.
+pub async fn approve_all(device: &DeviceClient, requests: &[PendingApproval]) {
+    futures::stream::iter(requests)
+        .map(|request| async move { device.decide_request(request, "approve").await.expect("an approval") })
+        .buffer_unordered(32)
+        .count()
+        .await;
 }
 
 /// Watches the bank's ledger until it holds `n` transfers (or a generous deadline passes); the count.
