@@ -22,6 +22,7 @@
 //! - [`mcp`]: the MCP server (rmcp): `list_accounts`, `transfer_funds`, `get_transfer_status`, progress, cancellation,
 //!   stdio and Streamable HTTP (with `/healthz`, `/readyz` and `/metrics` beside `/mcp`).
 //! - [`ciba`]: the CIBA client that asks the account holder's approval.
+//! - [`provider_keys`]: an authorization server's published signing keys, fetched and cached.
 //! - [`bank`]: the typed client of the bank API.
 //!
 //! Server side, the embedded default that stands in for Auth0 and a real bank:
@@ -44,6 +45,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod mcp;
 pub mod money;
+pub mod provider_keys;
 pub mod scopes;
 pub mod secrets;
 pub mod sqlite;

@@ -14,6 +14,7 @@ use bankguard::devstack::device_client::DeviceClient;
 use bankguard::devstack::{DevStack, seed};
 use bankguard::mcp::Backends;
 use bankguard::mcp::lifecycle::{IntentStore, StoreLocation};
+use bankguard::mcp::server_key::{ServerKey, TrustedKeys};
 use bankguard::mcp::transport::{self, RunningHttp};
 
 /// mimalloc, not glibc's malloc: a `serve` holding thousands of pending approvals allocates in
@@ -62,6 +63,13 @@ enum Command {
     /// The audit trail in the transfer intent store: check it, or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print this server's public signing key (a JWK set), which checks its transfer receipts and
+    /// signed audit heads; the same document `serve --transport http` publishes at
+    /// /.well-known/bankguard-keys.json. Generates the key on first use, as `serve` would.
+    Keys,
+    /// Write a completed transfer's proof of consent into a directory (`evidence INTENT_ID --out
+    /// DIR`), or check such a directory offline (`evidence verify DIR`).
+    Evidence(EvidenceArgs),
     /// Run everything in one process on loopback: the dev authorization server with its approval
     /// page, the bank API, and the MCP server over HTTP; prints how to connect a client.
     Demo,
@@ -84,8 +92,14 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the whole chain, recompute every hash and check every signed head against this data
-    /// directory's audit key; exit non-zero naming the first bad entry.
-    Verify,
+    /// directory's server key (and the keys of other replicas given with --trusted-keys); exit
+    /// non-zero naming the first bad entry.
+    Verify {
+        /// A JWK set of other servers whose signed heads count (what `bankguard keys` prints on each
+        /// replica sharing the store). Repeatable.
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Vec<PathBuf>,
+    },
     /// Write the entries as JSON Lines to stdout, in chain order.
     Export {
         /// Only entries written at or after this time (RFC 3339, UTC, e.g. 2026-12-01T00:00:00Z).
@@ -94,6 +108,28 @@ enum AuditCommand {
         /// Only this holder's entries (their user id at the bank or their subject at the provider).
         #[arg(long, value_name = "HOLDER")]
         holder: Option<String>,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct EvidenceArgs {
+    #[command(subcommand)]
+    command: Option<EvidenceCommand>,
+    /// The completed transfer's intent id (`int_…`, as its result and `audit export` show it).
+    #[arg(required = true)]
+    intent_id: Option<String>,
+    /// The directory to write the pack into (created; must be empty if it exists).
+    #[arg(long, value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Check a pack offline, from its own files alone; exit non-zero naming the first problem.
+    Verify {
+        /// The pack's directory.
+        dir: PathBuf,
     },
 }
 
@@ -146,6 +182,8 @@ fn main() -> ExitCode {
             Command::Serve { transport, listen } => serve(config, transport, listen).await,
             Command::Migrate => migrate(&config).await,
             Command::Audit(command) => audit(&config, command).await,
+            Command::Keys => keys(&config),
+            Command::Evidence(args) => evidence(&config, args).await,
             Command::Demo => run_demo(config).await,
             Command::Dev => run_dev(config).await,
             Command::Pending { user } => list_pending(&config, user.as_deref()).await,
@@ -201,9 +239,13 @@ async fn audit(config: &Config, command: AuditCommand) -> Result<(), Box<dyn std
     use std::io::Write;
     let store = IntentStore::new(bankguard::mcp::backends::store_location(config)?, bankguard::clock::Clock::system());
     let outcome = match command {
-        AuditCommand::Verify => {
-            let key = bankguard::mcp::lifecycle::audit::AuditKey::load(&config.data_dir)?;
-            match store.verify_audit(key.verifier()).await? {
+        AuditCommand::Verify { trusted_keys } => {
+            let mut trusted = ServerKey::load(&config.data_dir)?.trusted();
+            for file in &trusted_keys {
+                let document = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+                trusted = trusted.and(TrustedKeys::from_jwks(&document, &file.display().to_string())?);
+            }
+            match store.verify_audit(&trusted).await? {
                 Ok(report) => {
                     println!("{report}");
                     Ok(())
@@ -224,6 +266,32 @@ async fn audit(config: &Config, command: AuditCommand) -> Result<(), Box<dyn std
     };
     store.close().await;
     outcome
+}
+
+fn keys(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let key = ServerKey::load_or_generate(&config.data_dir)?;
+    println!("{}", serde_json::to_string_pretty(&key.trusted().jwk_set())?);
+    Ok(())
+}
+
+async fn evidence(config: &Config, args: EvidenceArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(EvidenceCommand::Verify { dir }) = args.command {
+        let report = bankguard::mcp::consent::evidence::verify(&dir)
+            .map_err(|problem| format!("the evidence pack {} does not verify: {problem}", dir.display()))?;
+        println!("{report}");
+        return Ok(());
+    }
+    let (Some(intent_id), Some(out)) = (args.intent_id, args.out) else {
+        return Err("evidence needs an intent id and --out DIR, or `evidence verify DIR`".into());
+    };
+    let store = IntentStore::new(bankguard::mcp::backends::store_location(config)?, bankguard::clock::Clock::system());
+    let record = store.consent_record(&intent_id).await;
+    store.close().await;
+    let record = record?.ok_or_else(|| format!("no transfer intent {intent_id}"))?;
+    let own_key = ServerKey::load(&config.data_dir).ok();
+    bankguard::mcp::consent::evidence::write(&record, own_key.as_ref(), &out)?;
+    println!("wrote the evidence for {intent_id} to {} (check it with `bankguard evidence verify`)", out.display());
+    Ok(())
 }
 
 async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {

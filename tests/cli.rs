@@ -337,12 +337,13 @@ async fn write_audit_trail(data_dir: &std::path::Path) -> usize {
     use bankguard::clock::{Clock, Millis};
     use bankguard::mcp::holder::Holder;
     use bankguard::mcp::intent::{AccountLabel, TransferIntent};
-    use bankguard::mcp::lifecycle::audit::{AuditKey, AuditTerms};
+    use bankguard::mcp::lifecycle::audit::AuditTerms;
+    use bankguard::mcp::server_key::ServerKey;
     use bankguard::mcp::lifecycle::{Claim, Event, IntentStore, RunnerId};
     use bankguard::money::MinorUnits;
 
-    let key = std::sync::Arc::new(AuditKey::load_or_generate(data_dir).unwrap());
-    let store = IntentStore::in_data_dir(data_dir.to_owned(), Clock::system()).with_audit_key(key);
+    let key = std::sync::Arc::new(ServerKey::load_or_generate(data_dir).unwrap());
+    let store = IntentStore::in_data_dir(data_dir.to_owned(), Clock::system()).with_server_key(key);
     let alice = Holder::configured("alice");
     let terms = TransferIntent::new(
         AccountLabel { id: "acc_alice_chk".into(), masked_number: "CHK-4821".into() },
@@ -430,7 +431,7 @@ fn audit_verify_without_the_servers_key_says_where_it_looked() {
     let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no audit key at") && stderr.contains("audit-key.pem"), "{stderr}");
+    assert!(stderr.contains("no server key at") && stderr.contains("server-key.pem"), "{stderr}");
 }
 
 #[test]
@@ -486,7 +487,7 @@ async fn the_data_directory_and_every_file_in_it_are_the_owners_alone() {
         "bank.sqlite-wal",
         "mcp.sqlite-wal",
         "authz-signing-key.pem",
-        "audit-key.pem",
+        "server-key.pem",
         "mcp-client.json",
         "device-token",
         "dev-stack.json",

@@ -20,6 +20,7 @@
 pub mod backends;
 pub mod bank_access;
 pub mod cancellation;
+pub mod consent;
 pub mod follow;
 pub mod holder;
 pub mod intent;
@@ -27,6 +28,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod progress;
+pub mod server_key;
 pub mod tools;
 pub mod transport;
 

@@ -1,14 +1,14 @@
 //! The audit trail: an append-only, hash-chained record of every decision about a transfer, kept
 //! in the intent store beside the intents (`audit_entries`), and heads of the chain signed by the
-//! server's own key (`signed_heads`).
+//! server's own key (`signed_heads`, [`crate::mcp::server_key`]).
 //!
 //! - One entry per lifecycle transition and per creation, written by [`super::store::IntentStore`]
 //!   in the same database transaction as the change it records, and one per policy refusal. Each
 //!   entry is an [`AuditRecord`] built field by field from the intent's terms and the event: the
 //!   lifecycle state itself is never serialised into the log, because `executing` and
 //!   `outcome_unknown` carry the approval's token. No secret and no token is ever written.
-//! - [`key`]: the server's audit key (ES256, generated into the data directory on first start) and
-//!   the compact JWS it signs each head with.
+//! - [`HeadClaims`]: what a signed head says, as a compact JWS of type [`HEAD_TYPE`] signed with the
+//!   server's key (ES256, generated into the data directory on first start).
 //! - [`verify`]: what `bankguard audit verify` checks, on entries and heads as read from the store.
 //!
 //! # The chain, precisely
@@ -31,7 +31,6 @@
 //! Only the entries after the last signed head can be removed without a trace, which is why heads
 //! are signed every [`HEAD_SIGNING_INTERVAL`] while the chain grows and at every clean shutdown.
 
-pub mod key;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};
@@ -44,8 +43,25 @@ use crate::mcp::holder::Holder;
 use crate::mcp::intent::TransferIntent;
 use crate::money::{Currency, MinorUnits};
 
-pub use key::{AuditKey, KEY_FILE};
 pub use verify::{ChainReport, Finding};
+
+/// The JWS `typ` of a signed head.
+pub const HEAD_TYPE: &str = "bankguard-audit-head";
+
+/// What a signed head says: the chain's entry `seq` has `hash`, as of `iat` (seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadClaims {
+    pub hash: String,
+    pub iat: i64,
+    pub seq: i64,
+}
+
+impl HeadClaims {
+    /// The head at entry `seq` with `hash`, signed at `at` with `key`, as a compact JWS.
+    pub fn sign(key: &crate::mcp::server_key::ServerKey, seq: i64, hash: &str, at: Millis) -> String {
+        key.sign(HEAD_TYPE, &Self { hash: hash.to_owned(), iat: at.0.div_euclid(1000), seq })
+    }
+}
 
 /// How often a runner signs the head of the chain when it moved (and always at shutdown). An
 /// attacker with write access to the database can remove the entries written since the last
@@ -183,7 +199,7 @@ impl AuditRecord {
 }
 
 /// An entry as stored: the record and the hash it was stored with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     #[serde(flatten)]
     pub record: AuditRecord,

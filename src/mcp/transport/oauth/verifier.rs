@@ -18,7 +18,7 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::keys::{AuthorizationServerKeys, KeyError};
+use crate::provider_keys::{AuthorizationServerKeys, KeyError};
 use crate::mcp::holder::Holder;
 
 /// Clock skew tolerated on `exp` and `nbf`.

@@ -8,15 +8,16 @@ use super::super::{Admission, Backend, Claim, IntentStore, RunnerId, StoredInten
 use crate::bank::TransferReceipt;
 use crate::ciba::types::Secret;
 use crate::clock::Millis;
-use crate::mcp::lifecycle::audit::{AuditEntry, AuditKey, AuditKind, AuditTerms, Finding, GENESIS_HASH};
+use crate::mcp::lifecycle::audit::{AuditEntry, AuditKind, AuditTerms, Finding, GENESIS_HASH};
+use crate::mcp::server_key::ServerKey;
 use crate::mcp::lifecycle::state::Event;
 use crate::money::MinorUnits;
 
 /// The store with an audit key of its own (the key's directory lives as long as the store's test).
-fn keyed(store: IntentStore) -> (IntentStore, Arc<AuditKey>, tempfile::TempDir) {
+fn keyed(store: IntentStore) -> (IntentStore, Arc<ServerKey>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let key = Arc::new(AuditKey::load_or_generate(dir.path()).unwrap());
-    (store.with_audit_key(key.clone()), key, dir)
+    let key = Arc::new(ServerKey::load_or_generate(dir.path()).unwrap());
+    (store.with_server_key(key.clone()), key, dir)
 }
 
 async fn created(store: &IntentStore) -> StoredIntent {
@@ -45,8 +46,8 @@ fn refused_terms(amount: i64) -> AuditTerms {
     }
 }
 
-async fn verify(store: &IntentStore, key: &AuditKey) -> Result<crate::mcp::lifecycle::audit::ChainReport, Finding> {
-    store.verify_audit(key.verifier()).await.unwrap()
+async fn verify(store: &IntentStore, key: &ServerKey) -> Result<crate::mcp::lifecycle::audit::ChainReport, Finding> {
+    store.verify_audit(&key.trusted()).await.unwrap()
 }
 
 /// Runs `statements` as someone with write access to the database would: the append-only trigger
@@ -306,7 +307,7 @@ async fn writers_appending_at_once_make_one_linear_chain() {
         let entries = stores[0].audit_entries(None, None).await.unwrap();
         assert_eq!(entries.iter().map(|entry| entry.record.seq).collect::<Vec<_>>(), (1..=45).collect::<Vec<_>>());
         let dir = tempfile::tempdir().unwrap();
-        let key = AuditKey::load_or_generate(dir.path()).unwrap();
+        let key = ServerKey::load_or_generate(dir.path()).unwrap();
         assert_eq!(verify(&stores[0], &key).await.unwrap().entries, 45, "one linear chain");
     }
 }
