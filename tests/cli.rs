@@ -338,8 +338,8 @@ async fn write_audit_trail(data_dir: &std::path::Path) -> usize {
     use bankguard::mcp::holder::Holder;
     use bankguard::mcp::intent::{AccountLabel, TransferIntent};
     use bankguard::mcp::lifecycle::audit::AuditTerms;
-    use bankguard::mcp::server_key::ServerKey;
     use bankguard::mcp::lifecycle::{Claim, Event, IntentStore, RunnerId};
+    use bankguard::mcp::server_key::ServerKey;
     use bankguard::money::MinorUnits;
 
     let key = std::sync::Arc::new(ServerKey::load_or_generate(data_dir).unwrap());

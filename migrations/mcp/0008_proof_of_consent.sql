@@ -1,5 +1,5 @@
--- Proof of consent (src/mcp/consent): what shows, offline, that the holder approved exactly the
--- transfer that was executed.
+-- Proof of consent (src/mcp/consent) and who acted: what shows, offline, that the holder approved
+-- exactly the transfer that was executed.
 
 -- The server's signed receipt of a completed transfer (compact JWS), written in the transaction that
 -- records the completion.
@@ -19,6 +19,11 @@ CREATE TABLE consent_evidence (
     problem          TEXT,
     approved_at_ms   INTEGER NOT NULL
 ) STRICT;
+
+-- The MCP client that asked for a transfer, and that acted in each audit entry: the OAuth client id
+-- its access token named, or "<name> (declared)" as it introduced itself at initialize.
+ALTER TABLE transfer_intents ADD COLUMN client TEXT;
+ALTER TABLE audit_entries ADD COLUMN client TEXT;
 
 -- Every server's public signing key (a JWK), registered at start, so that any replica can put the key
 -- of whichever replica signed a receipt into an evidence pack. Public keys only: whether a key is

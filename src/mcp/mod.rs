@@ -81,13 +81,17 @@ impl BankguardServer {
     /// Who this call acts for: the holder its access token named, or the configured one where
     /// holders do not sign in.
     pub(crate) fn holder(&self, context: &RequestContext<RoleServer>) -> Result<Holder, tools::ToolFailure> {
-        match Holder::signed_in(context) {
-            Some(holder) => Ok(holder.clone()),
-            None if self.backends.signed_in_only => Err(tools::ToolFailure::Invalid(
-                "this request carries no signed-in account holder; sign in and send the access token".to_owned(),
-            )),
-            None => Ok(self.backends.configured_holder.clone()),
-        }
+        let declared = context.peer.peer_info().map(|info| info.client_info.name.clone());
+        let holder = match Holder::signed_in(context) {
+            Some(holder) => holder.clone(),
+            None if self.backends.signed_in_only => {
+                return Err(tools::ToolFailure::Invalid(
+                    "this request carries no signed-in account holder; sign in and send the access token".to_owned(),
+                ));
+            }
+            None => self.backends.configured_holder.clone(),
+        };
+        Ok(holder.through_declared_client(declared.as_deref()))
     }
 }
 

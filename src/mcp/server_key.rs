@@ -148,7 +148,8 @@ impl TrustedKeys {
         let set: JwkSet = serde_json::from_str(document).map_err(|e| refused(format!("not a JWK set: {e}")))?;
         let mut keys = BTreeMap::new();
         for jwk in &set.keys {
-            let key = PublicKey::from_jwk(jwk).ok_or_else(|| refused("holds a key that is not a P-256 key with a kid".into()))?;
+            let key = PublicKey::from_jwk(jwk)
+                .ok_or_else(|| refused("holds a key that is not a P-256 key with a kid".into()))?;
             keys.insert(key.kid.clone(), key);
         }
         if keys.is_empty() {
@@ -192,11 +193,11 @@ impl TrustedKeys {
         let mut validation = Validation::new(Algorithm::ES256);
         validation.required_spec_claims.clear();
         validation.validate_exp = false;
-        jsonwebtoken::decode::<T>(jws, &key.decoding, &validation).map(|data| data.claims).map_err(|error| {
-            match error.kind() {
-                jsonwebtoken::errors::ErrorKind::InvalidSignature => "its signature does not verify".to_owned(),
-                _ => "its signed claims are unreadable".to_owned(),
-            }
+        jsonwebtoken::decode::<T>(jws, &key.decoding, &validation).map(|data| data.claims).map_err(|error| match error
+            .kind()
+        {
+            jsonwebtoken::errors::ErrorKind::InvalidSignature => "its signature does not verify".to_owned(),
+            _ => "its signed claims are unreadable".to_owned(),
         })
     }
 }
@@ -232,7 +233,10 @@ mod tests {
         let (header, _, signature) = (parts.next().unwrap(), parts.next(), parts.next().unwrap());
         let forged_payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"what":"goodbye"}"#);
         let forged = format!("{header}.{forged_payload}.{signature}");
-        assert_eq!(key.trusted().verify::<Said>("bankguard-test", &forged).unwrap_err(), "its signature does not verify");
+        assert_eq!(
+            key.trusted().verify::<Said>("bankguard-test", &forged).unwrap_err(),
+            "its signature does not verify"
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 
 use crate::support::mcp::{Client, McpStack, call, text};
 
-const TRANSFER: &str = r#"{"from_account_id": "acc_alice_chk", "to_account_id": "acc_bob_chk", "amount": "25.00", "memo": "Rent share"}"#;
+const TRANSFER: &str =
+    r#"{"from_account_id": "acc_alice_chk", "to_account_id": "acc_bob_chk", "amount": "25.00", "memo": "Rent share"}"#;
 
 /// A transfer of [`TRANSFER`] the holder approves; its structured result.
 async fn approved_transfer(stack: &McpStack, client: &Client) -> Value {
@@ -97,9 +98,15 @@ async fn an_evidence_pack_verifies_offline_and_fails_once_its_terms_or_its_token
     let token = std::fs::read_to_string(first_pack.join("provider-token.jwt")).unwrap();
     assert_eq!(token.split('.').count(), 3, "the provider-signed JWT itself");
     let audit = std::fs::read_to_string(first_pack.join("audit.jsonl")).unwrap();
-    let kinds: Vec<String> =
-        audit.lines().map(|line| serde_json::from_str::<Value>(line).unwrap()["kind"].as_str().unwrap().into()).collect();
+    let kinds: Vec<String> = audit
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap()["kind"].as_str().unwrap().into())
+        .collect();
     assert_eq!(kinds, ["created", "approval_requested", "approved", "executed"]);
+    // Who acted: the client, by the name it declared at initialize (nothing authenticates it here).
+    for line in audit.lines() {
+        assert_eq!(serde_json::from_str::<Value>(line).unwrap()["client"], "bankguard-tests (declared)", "{line}");
+    }
 
     // Checked from the pack alone, in an empty directory with no configuration.
     let nowhere = tempfile::tempdir().unwrap();

@@ -209,12 +209,14 @@ async fn replicas_sign_with_their_own_keys_and_the_chain_verifies_with_the_keys_
     // A completes a transfer and stops (signing the head); then B does the same.
     let a = stack.spawn_serve(own_dir(dir_a.path())).await;
     let client = a.client().await;
-    let (approved, _) = tokio::join!(call(&client, "transfer_funds", transfer_args("5.00")), stack.decide_latest("approve"));
+    let (approved, _) =
+        tokio::join!(call(&client, "transfer_funds", transfer_args("5.00")), stack.decide_latest("approve"));
     assert_eq!(structured(&approved)["status"], "completed", "{}", a.logs());
     assert!(a.terminate().await.success());
     let b = stack.spawn_serve(own_dir(dir_b.path())).await;
     let client = b.client().await;
-    let (by_b, _) = tokio::join!(call(&client, "transfer_funds", transfer_args("6.00")), stack.decide_latest("approve"));
+    let (by_b, _) =
+        tokio::join!(call(&client, "transfer_funds", transfer_args("6.00")), stack.decide_latest("approve"));
     assert_eq!(structured(&by_b)["status"], "completed", "{}", b.logs());
     assert!(b.terminate().await.success());
 
@@ -235,6 +237,7 @@ async fn replicas_sign_with_their_own_keys_and_the_chain_verifies_with_the_keys_
     assert!(ok, "{said}");
     let (ok, said) = cli(dir_a.path(), &["evidence", "verify", pack.to_str().unwrap()]);
     assert!(ok, "{said}");
-    let b_kid = serde_json::from_str::<serde_json::Value>(&b_keys).unwrap()["keys"][0]["kid"].as_str().unwrap().to_owned();
+    let b_kid =
+        serde_json::from_str::<serde_json::Value>(&b_keys).unwrap()["keys"][0]["kid"].as_str().unwrap().to_owned();
     assert!(said.contains(&format!("server key {b_kid}")), "{said}");
 }

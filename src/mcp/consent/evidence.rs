@@ -211,7 +211,8 @@ pub fn verify(dir: &Path) -> Result<PackReport, String> {
     // The provider's attestation.
     let token = pack.text(PROVIDER_TOKEN)?;
     let token = token.trim();
-    let provider_keys = published_keys(&pack.text(PROVIDER_JWKS)?.into()).map_err(|e| format!("{PROVIDER_JWKS}: {e}"))?;
+    let provider_keys =
+        published_keys(&pack.text(PROVIDER_JWKS)?.into()).map_err(|e| format!("{PROVIDER_JWKS}: {e}"))?;
     let provider_kid = approval::key_id(token).map_err(|e| format!("{PROVIDER_TOKEN}: {e}"))?;
     let key = provider_keys.get(&provider_kid).ok_or_else(|| {
         format!("{PROVIDER_TOKEN}: {}", approval::ApprovalProblem::UnknownKey { kid: provider_kid.clone() })

@@ -7,8 +7,8 @@
 use std::collections::HashMap;
 
 use super::{AuditRow, GENESIS_HASH, HEAD_TYPE, HeadClaims, SignedHead};
-use crate::mcp::server_key::TrustedKeys;
 use crate::clock::Millis;
+use crate::mcp::server_key::TrustedKeys;
 
 /// A chain that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]

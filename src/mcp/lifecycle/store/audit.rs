@@ -39,8 +39,9 @@ macro_rules! append_entry {
         let record = &entry.record;
         sqlx::query(
             "INSERT INTO audit_entries (seq, at_ms, kind, owner, holder_subject, intent_id, from_account_id,
-                 to_account_id, amount_minor, currency, memo, binding_message, reference, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 to_account_id, amount_minor, currency, memo, binding_message, reference, details, prev_hash, hash,
+                 client)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(record.seq)
         .bind(record.at_ms)
@@ -58,6 +59,7 @@ macro_rules! append_entry {
         .bind(serde_json::to_string(&record.details).expect("details serialise"))
         .bind(&record.prev_hash)
         .bind(&entry.hash)
+        .bind(&record.client)
         .execute(&mut *$connection)
         .await?;
         Ok(entry)

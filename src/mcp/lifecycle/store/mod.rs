@@ -29,12 +29,12 @@ use tokio::sync::{OnceCell, broadcast, watch};
 use self::audit::AuditAppend;
 use self::consent::SealReceipt;
 use super::audit::AuditDraft;
-use crate::mcp::server_key::ServerKey;
 use super::state::{Event, IntentState, NoTransition, Status, transition};
 use crate::clock::{Clock, Millis};
 use crate::mcp::holder::Holder;
 use crate::mcp::intent::{AccountLabel, TransferIntent};
 use crate::mcp::policy::{self, Refusal, Rules, Usage};
+use crate::mcp::server_key::ServerKey;
 use crate::money::MinorUnits;
 use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 
@@ -82,6 +82,8 @@ pub struct StoredIntent {
     pub policy_note: Option<String>,
     /// Once completed: the server's signed receipt ([`crate::mcp::consent::receipt`]).
     pub server_receipt: Option<String>,
+    /// The MCP client that asked for the transfer ([`Holder::client`]).
+    pub client: Option<String>,
 }
 
 /// The SHA-256 of a CIBA `client_notification_token`.
@@ -124,6 +126,7 @@ struct Row {
     ping_digest: Option<Vec<u8>>,
     policy_note: Option<String>,
     server_receipt: Option<String>,
+    client: Option<String>,
 }
 
 impl Row {
@@ -152,6 +155,7 @@ impl Row {
             ping_digest: self.ping_digest.and_then(|digest| digest.try_into().ok()),
             policy_note: self.policy_note,
             server_receipt: self.server_receipt,
+            client: self.client,
         })
     }
 }
@@ -543,8 +547,8 @@ impl IntentStore {
                 sqlx::query(
                     "INSERT INTO transfer_intents (id, owner, holder_subject, idempotency_key, request_fingerprint,
                          reference, from_account_id, from_label, to_account_id, to_label, amount_minor, currency, memo,
-                         status, state, version, runner, created_at_ms, updated_at_ms, policy_note)
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17, $21
+                         status, state, version, runner, created_at_ms, updated_at_ms, policy_note, client)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17, $21, $22
                      WHERE (SELECT COUNT(*) FROM transfer_intents WHERE owner = $2 AND status IN ($18, $19)) < $20",
                 )
                 .bind(&terms.id)
@@ -568,6 +572,7 @@ impl IntentStore {
                 .bind(Status::Pending.as_str())
                 .bind(limit)
                 .bind(&policy_note)
+                .bind(&holder.client)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected()

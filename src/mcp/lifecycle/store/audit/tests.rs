@@ -9,8 +9,8 @@ use crate::bank::TransferReceipt;
 use crate::ciba::types::Secret;
 use crate::clock::Millis;
 use crate::mcp::lifecycle::audit::{AuditEntry, AuditKind, AuditTerms, Finding, GENESIS_HASH};
-use crate::mcp::server_key::ServerKey;
 use crate::mcp::lifecycle::state::Event;
+use crate::mcp::server_key::ServerKey;
 use crate::money::MinorUnits;
 
 /// The store with an audit key of its own (the key's directory lives as long as the store's test).
