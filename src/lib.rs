@@ -31,7 +31,7 @@
 //!   ([`devstack::bank_api`]) and the demo seed.
 //!
 //! The two sides never import each other; they meet over HTTP. The CLI (`src/main.rs`) wires them
-//! together: `bankguard serve`, `dev`, `demo`, `pending`, `approve`, `deny`.
+//! together: `bankguard serve`, `migrate`, `audit`, `keys`, `evidence`, `dev`, `demo`, `pending`, `approve`, `deny`.
 
 pub mod authorization_details;
 pub mod bank;

@@ -8,6 +8,8 @@
 //! - [`holder`]: who a call acts for: the configured `mcp.user`, or the holder who signed in.
 //! - [`follow`] and [`progress`]: a tool call watching an intent, with progress notifications.
 //! - [`cancellation`]: explicit cancellations, stored before they are let go.
+//! - [`consent`]: proof of consent: approvals checked and kept, signed receipts, evidence packs.
+//! - [`server_key`]: the server's own signing key (receipts, audit heads) and the keys it trusts.
 //! - [`bank_access`]: the bank with the server's own read token.
 //! - [`metrics`]: what `GET /metrics` reports (one registry per server, no personal data).
 //! - [`backends`]: all of the above, built from configuration.
