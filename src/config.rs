@@ -6,25 +6,24 @@
 //! 3. environment variables: `BANKGUARD_DATA_DIR`, and `BANKGUARD_<SECTION>__<KEY>` for keys in a
 //!    section, e.g. `BANKGUARD_BANK_API__LISTEN=127.0.0.1:9000`.
 //!
-//! Unknown keys are errors (a typo must not silently fall back to a default), and every error names
-//! the key and where its value came from. `bankguard.example.toml` documents every key; a test keeps
-//! it in step with [`Config::default`].
+//! Unknown keys are errors (a typo must not silently fall back to a default, and the nearest known
+//! key is suggested), and every error names the key and where its value came from (`config/sources.rs`).
+//! `bankguard.example.toml` and `docs/configuration.md` document every key; tests keep both in step
+//! with [`Config::default`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::money::MinorUnits;
 
+mod sources;
+pub use sources::{ConfigError, EnvVars, LoadedConfig, Origin, env_var};
+
 /// The file read when no `--config` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "bankguard.toml";
-const ENV_PREFIX: &str = "BANKGUARD_";
-/// Environment variables with the prefix that are not configuration keys.
-const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -256,9 +255,7 @@ impl PolicyConfig {
 
 impl PolicyRules {
     fn validate(&self, table: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| {
-            Err(ConfigError::Invalid { key: format!("{table}.{key}"), origin: String::new(), reason })
-        };
+        let invalid = |key: &str, reason: String| Err(ConfigError::invalid(format!("{table}.{key}"), reason));
         let positive = |key: &str, amount: &str| match MinorUnits::parse_decimal(amount) {
             Ok(amount) if amount.is_positive() => Ok(()),
             Ok(_) => invalid(key, "must be greater than zero".into()),
@@ -296,13 +293,7 @@ pub enum LoginHintFormat {
 
 impl McpOAuthConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid {
-                key: format!("mcp.oauth.{key}"),
-                origin: String::new(),
-                reason: reason.to_owned(),
-            })
-        };
+        let invalid = |key: &str, reason: &str| Err(ConfigError::invalid(format!("mcp.oauth.{key}"), reason));
         if let Some(issuer) = &self.issuer {
             check_issuer(issuer).or_else(|reason| invalid("issuer", reason))?;
         }
@@ -641,57 +632,16 @@ impl BankApiConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration file {} does not exist", .0.display())]
-    MissingFile(PathBuf),
-    #[error("invalid configuration in {origin}: {reason}")]
-    Unreadable { origin: String, reason: String },
-    #[error("invalid configuration: key `{key}`{origin}: {reason}")]
-    Invalid { key: String, origin: String, reason: String },
-}
-
-impl ConfigError {
-    /// Restates figment's error with the dotted key and the exact file or variable it came from.
-    fn from_figment(error: figment::Error) -> Self {
-        let origin = match &error.metadata {
-            Some(md) if md.name.contains("environment") => {
-                format!("environment variable {ENV_PREFIX}{}", error.path.join("__").to_uppercase())
-            }
-            Some(md) => md.source.as_ref().map_or_else(|| md.name.to_string(), |source| source.to_string()),
-            None => "the defaults".to_owned(),
-        };
-        let reason = error.kind.to_string();
-        if error.path.is_empty() {
-            return Self::Unreadable { origin, reason };
-        }
-        Self::Invalid { key: error.path.join("."), origin: format!(" (from {origin})"), reason }
-    }
-}
-
 impl Config {
-    /// Reads the defaults, the file and the environment, then validates the result.
+    /// Reads the defaults, the file and the environment, then validates the result (see
+    /// [`LoadedConfig`] for where each value came from).
     pub fn load(explicit_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let file = match explicit_file {
-            Some(path) if !path.is_file() => return Err(ConfigError::MissingFile(path.to_owned())),
-            Some(path) => Some(path.to_owned()),
-            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|path| path.is_file()),
-        };
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_KEYS));
-        let config: Config = figment.extract().map_err(ConfigError::from_figment)?;
-        config.validate()?;
-        Ok(config)
+        LoadedConfig::load(explicit_file).map(|loaded| loaded.config)
     }
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid { key: key.to_owned(), origin: String::new(), reason: reason.to_owned() })
-        };
+        let invalid = |key: &str, reason: &str| Err(ConfigError::invalid(key, reason));
         let bank = &self.bank_api;
         if let Some(issuer) = &bank.issuer {
             check_issuer(issuer).or_else(|reason| invalid("bank_api.issuer", reason))?;
@@ -730,9 +680,7 @@ impl McpConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid { key: format!("mcp.{key}"), origin: String::new(), reason: reason.to_owned() })
-        };
+        let invalid = |key: &str, reason: &str| Err(ConfigError::invalid(format!("mcp.{key}"), reason));
         for (key, value) in [
             ("issuer", &self.issuer),
             ("backchannel_authentication_endpoint", &self.backchannel_authentication_endpoint),
@@ -824,9 +772,7 @@ impl McpConfig {
 
 impl AuthzConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: String, reason: &str| {
-            Err(ConfigError::Invalid { key, origin: String::new(), reason: reason.to_owned() })
-        };
+        let invalid = |key: String, reason: &str| Err(ConfigError::invalid(key, reason));
         if self.poll_interval_seconds == 0 || self.poll_interval_seconds > 60 {
             return invalid("authz.poll_interval_seconds".into(), "must be between 1 and 60");
         }
@@ -921,6 +867,9 @@ fn check_issuer(issuer: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
     use super::*;
 
     #[test]
