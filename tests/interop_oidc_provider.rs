@@ -158,6 +158,8 @@ impl Drop for OidcProvider {
 struct Interop {
     provider: Arc<OidcProvider>,
     bank_data: tempfile::TempDir,
+    /// The bank API's base URL (ending in `/api`).
+    bank_url: String,
     mcp: RunningHttp,
 }
 
@@ -192,13 +194,13 @@ impl Interop {
         config.mcp.client_secret = Some(POLL_CLIENT.1.to_owned());
         config.mcp.client_auth_method = ClientAuthMethod::ClientSecretBasic;
         config.mcp.audience = Some(AUDIENCE.to_owned());
-        config.mcp.bank_api_url = Some(bank_url);
+        config.mcp.bank_api_url = Some(bank_url.clone());
         config.mcp.user = "alice".to_owned();
         configure(&mut config);
         config.validate().unwrap();
         let backends = Arc::new(Backends::from_config(&config, true).unwrap());
         let mcp = RunningHttp::start(mcp_listener, backends, &config).await.unwrap();
-        Self { provider, bank_data, mcp }
+        Self { provider, bank_data, bank_url, mcp }
     }
 
     async fn client(&self) -> Client {
@@ -373,4 +375,54 @@ async fn mcp_clients_sign_in_at_oidc_provider_and_act_for_that_holder() {
         let bob = sdk.sign_in_and_use(&url, "bob", false).await;
         assert_eq!(bob.all("list_accounts")[0]["ids"], json!(["acc_bob_chk", "acc_bob_sav"]), "{}", bob.transcript);
     }
+}
+
+/// `bankguard check` configured for oidc-provider as an operator would (issuer, client, secret, audience, bank API in
+/// the environment): every check passes, the signature of oidc-provider's token verified with its published key, and
+/// the secret never printed.
+#[tokio::test]
+async fn check_passes_against_oidc_provider_and_the_bank_that_trusts_it() {
+    let stack = Interop::start(|_| {}).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    // As `serve` creates it.
+    std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+
+    // Awaited, not blocking: the bank API it asks runs on this test's runtime.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bankguard"))
+        .current_dir(data_dir.path())
+        .env("BANKGUARD_DATA_DIR", data_dir.path())
+        .env("BANKGUARD_MCP__ISSUER", &stack.provider.issuer)
+        .env("BANKGUARD_MCP__CLIENT_ID", POLL_CLIENT.0)
+        .env("BANKGUARD_MCP__CLIENT_SECRET", POLL_CLIENT.1)
+        .env("BANKGUARD_MCP__AUDIENCE", AUDIENCE)
+        .env("BANKGUARD_MCP__BANK_API_URL", &stack.bank_url)
+        .arg("check")
+        .output()
+        .await
+        .unwrap();
+
+    let (stdout, stderr) = (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
+    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
+    let checks: Vec<&str> = stdout.lines().skip_while(|line| *line != "checks:").skip(1).map(str::trim).collect();
+    let issuer = &stack.provider.issuer;
+    let expected = [
+        format!("✓ discovery: {issuer}/.well-known/openid-configuration names issuer \"{issuer}\" exactly"),
+        format!("✓ CIBA endpoint: backchannel_authentication_endpoint {issuer}/backchannel"),
+        "✓ delivery mode: poll is in backchannel_token_delivery_modes_supported (poll, ping)".to_owned(),
+        "✓ payment_initiation: authorization_details_types_supported includes it".to_owned(),
+        format!(
+            "✓ client credentials: {} got a token for read:accounts (client_secret_basic): the secret from \
+             mcp.client_secret (from environment variable BANKGUARD_MCP__CLIENT_SECRET) is right",
+            POLL_CLIENT.0
+        ),
+        format!(
+            "✓ audience: the token's aud [\"{AUDIENCE}\"] includes \"{AUDIENCE}\"; its RS256 signature verifies with \
+             the provider's key \"interop-rs256\""
+        ),
+        format!("✓ bank API: {} accepts the provider's token: 3 account(s) of alice", stack.bank_url),
+        format!("✓ data directory: {} is the owner's alone (0700)", data_dir.path().display()),
+        "all checks passed".to_owned(),
+    ];
+    assert_eq!(checks, expected, "{stdout}");
+    assert!(!stdout.contains(POLL_CLIENT.1) && !stderr.contains(POLL_CLIENT.1), "the secret was printed");
 }
