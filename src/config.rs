@@ -882,6 +882,66 @@ mod tests {
         assert_eq!(example_value, documented, "every key appears in the example, uncommented");
     }
 
+    /// Every key of the defaults as a dotted path, with its value; a table left empty is a key too.
+    fn flatten(prefix: &str, value: &toml::Value, into: &mut std::collections::BTreeMap<String, toml::Value>) {
+        match value {
+            toml::Value::Table(table) if !table.is_empty() => {
+                for (key, value) in table {
+                    let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    flatten(&key, value, into);
+                }
+            }
+            leaf => {
+                into.insert(prefix.to_owned(), leaf.clone());
+            }
+        }
+    }
+
+    /// Whether bankguard knows `key` as `docs/configuration.md` writes it: `a.b[].c` is key `c` of the
+    /// tables in list `a.b`, `<user>` any holder. Set to a placeholder value, it is refused only as
+    /// unknown if it does not exist.
+    fn exists(key: &str) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = match key.split_once("[].") {
+            Some((list, field)) => {
+                let file = dir.path().join("bankguard.toml");
+                std::fs::write(&file, format!("[[{list}]]\n{field} = 1\n")).unwrap();
+                LoadedConfig::from_sources(Some(file), EnvVars::from_pairs(Vec::<(String, String)>::new()))
+            }
+            None => {
+                let key = key.replace("<user>", "bob").replace("<rule>", "daily_count");
+                LoadedConfig::from_sources(None, EnvVars::from_pairs([(env_var(&key), "1")]))
+            }
+        };
+        !matches!(loaded, Err(ConfigError::UnknownKey { .. }))
+    }
+
+    #[test]
+    fn the_configuration_page_documents_every_key_with_its_default_and_variable_and_no_other() {
+        let page = include_str!("../docs/configuration.md");
+        let (_, tables) = page.split_once("## Every key").expect("docs/configuration.md has its key tables");
+        let rows: std::collections::BTreeMap<&str, Vec<&str>> = tables
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+                (cells[0].trim_matches('`'), cells)
+            })
+            .collect();
+        let mut defaults = std::collections::BTreeMap::new();
+        flatten("", &toml::Value::try_from(Config::default()).unwrap(), &mut defaults);
+
+        for (key, value) in &defaults {
+            let row = rows.get(key.as_str()).unwrap_or_else(|| panic!("{key} is not in docs/configuration.md"));
+            assert_eq!(row[1], format!("`{value}`"), "the default of {key}");
+            assert_eq!(row[2], format!("`{}`", env_var(key)), "the variable of {key}");
+        }
+        for key in rows.keys() {
+            assert!(exists(key), "docs/configuration.md names {key}, which bankguard does not know");
+        }
+        assert!(!exists("mcp.isuer") && !exists("authz.clients[].colour"), "the guard itself tells");
+    }
+
     #[test]
     fn defaults_are_valid_and_loopback() {
         let config = Config::default();
