@@ -57,13 +57,13 @@ fn show(key: &str, value: &Value) -> String {
         let set = matches!(value, Value::String(s) if !s.is_empty());
         return if set { "set" } else { "unset" }.to_owned();
     }
-    if key == "mcp.store_url" {
-        if let Some(mut url) = value.as_str().and_then(|url| url::Url::parse(url).ok()) {
-            if url.password().is_some() {
-                let _ = url.set_password(Some("(set)"));
-            }
-            return format!("\"{url}\"");
+    if key == "mcp.store_url"
+        && let Some(mut url) = value.as_str().and_then(|url| url::Url::parse(url).ok())
+    {
+        if url.password().is_some() {
+            let _ = url.set_password(Some("(set)"));
         }
+        return format!("\"{url}\"");
     }
     value.to_string()
 }
