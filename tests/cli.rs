@@ -648,6 +648,16 @@ async fn check_against_the_dev_stack_passes_every_check_and_shows_where_each_set
     assert!(run.line("client credentials").contains(".bankguard/mcp-client.json (written by `bankguard dev`)"));
     assert!(run.line("bank API").contains("accepts the provider's token: 3 account(s) of alice"), "{run}");
     run.assert_never_shows(&[&dev.mcp_client_secret()]);
+
+    // With sign-in, MCP clients need the authorization server's metadata too.
+    let signing_in = dev.check(&[("BANKGUARD_MCP__AUTH", "oauth")]);
+    assert_eq!(signing_in.code, Some(0), "{signing_in}");
+    let resource = signing_in.line("protected resource");
+    assert!(
+        resource.starts_with("✓ protected resource: http://127.0.0.1:4102/.well-known/oauth-protected-resource/mcp")
+    );
+    let metadata = format!("✓ sign-in server: {issuer}/.well-known/oauth-authorization-server: authorization code");
+    assert!(signing_in.line("sign-in server").starts_with(&metadata), "{signing_in}");
     dev.stop();
 }
 

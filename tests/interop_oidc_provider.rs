@@ -377,9 +377,34 @@ async fn mcp_clients_sign_in_at_oidc_provider_and_act_for_that_holder() {
     }
 }
 
-/// `bankguard check` configured for oidc-provider as an operator would (issuer, client, secret, audience, bank API in
-/// the environment): every check passes, the signature of oidc-provider's token verified with its published key, and
-/// the secret never printed.
+/// `bankguard check` configured for oidc-provider as an operator would configure it (issuer, client, secret,
+/// audience, bank API in the environment, `extra` on top); its exit status, stdout and stderr.
+async fn run_check(stack: &Interop, data_dir: &Path, extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    // Awaited, not blocking: the bank API it asks runs on this test's runtime.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bankguard"))
+        .current_dir(data_dir)
+        .env("BANKGUARD_DATA_DIR", data_dir)
+        .env("BANKGUARD_MCP__ISSUER", &stack.provider.issuer)
+        .env("BANKGUARD_MCP__CLIENT_ID", POLL_CLIENT.0)
+        .env("BANKGUARD_MCP__CLIENT_SECRET", POLL_CLIENT.1)
+        .env("BANKGUARD_MCP__AUDIENCE", AUDIENCE)
+        .env("BANKGUARD_MCP__BANK_API_URL", &stack.bank_url)
+        .envs(extra.iter().copied())
+        .arg("check")
+        .output()
+        .await
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code(), text(output.stdout), text(output.stderr))
+}
+
+/// The check lines of `bankguard check`'s output, after the settings.
+fn check_lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().skip_while(|line| *line != "checks:").skip(1).map(str::trim).collect()
+}
+
+/// Every check passes: the signature of oidc-provider's token is verified with its published key, the bank trusts
+/// it, and the secret is never printed.
 #[tokio::test]
 async fn check_passes_against_oidc_provider_and_the_bank_that_trusts_it() {
     let stack = Interop::start(|_| {}).await;
@@ -387,23 +412,9 @@ async fn check_passes_against_oidc_provider_and_the_bank_that_trusts_it() {
     // As `serve` creates it.
     std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
 
-    // Awaited, not blocking: the bank API it asks runs on this test's runtime.
-    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bankguard"))
-        .current_dir(data_dir.path())
-        .env("BANKGUARD_DATA_DIR", data_dir.path())
-        .env("BANKGUARD_MCP__ISSUER", &stack.provider.issuer)
-        .env("BANKGUARD_MCP__CLIENT_ID", POLL_CLIENT.0)
-        .env("BANKGUARD_MCP__CLIENT_SECRET", POLL_CLIENT.1)
-        .env("BANKGUARD_MCP__AUDIENCE", AUDIENCE)
-        .env("BANKGUARD_MCP__BANK_API_URL", &stack.bank_url)
-        .arg("check")
-        .output()
-        .await
-        .unwrap();
+    let (code, stdout, stderr) = run_check(&stack, data_dir.path(), &[]).await;
 
-    let (stdout, stderr) = (String::from_utf8(output.stdout).unwrap(), String::from_utf8(output.stderr).unwrap());
-    assert_eq!(output.status.code(), Some(0), "{stdout}\n{stderr}");
-    let checks: Vec<&str> = stdout.lines().skip_while(|line| *line != "checks:").skip(1).map(str::trim).collect();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
     let issuer = &stack.provider.issuer;
     let expected = [
         format!("✓ discovery: {issuer}/.well-known/openid-configuration names issuer \"{issuer}\" exactly"),
@@ -423,6 +434,36 @@ async fn check_passes_against_oidc_provider_and_the_bank_that_trusts_it() {
         format!("✓ data directory: {} is the owner's alone (0700)", data_dir.path().display()),
         "all checks passed".to_owned(),
     ];
-    assert_eq!(checks, expected, "{stdout}");
+    assert_eq!(check_lines(&stdout), expected, "{stdout}");
     assert!(!stdout.contains(POLL_CLIENT.1) && !stderr.contains(POLL_CLIENT.1), "the secret was printed");
+}
+
+/// With `mcp.auth = "oauth"`, MCP clients sign in at oidc-provider: its RFC 8414 metadata is found and lists what
+/// they need, dynamic registration and the scope included.
+#[tokio::test]
+async fn check_with_sign_in_finds_what_mcp_clients_need_in_oidc_providers_metadata() {
+    let stack = Interop::start(|_| {}).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let resource = stack.mcp.url();
+
+    let (code, stdout, stderr) = run_check(
+        &stack,
+        data_dir.path(),
+        &[("BANKGUARD_MCP__AUTH", "oauth"), ("BANKGUARD_MCP__OAUTH__RESOURCE", &resource)],
+    )
+    .await;
+
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let lines = check_lines(&stdout);
+    let issuer = &stack.provider.issuer;
+    let metadata = format!(
+        "✓ sign-in server: {issuer}/.well-known/oauth-authorization-server: authorization code with PKCE S256, jwks_uri"
+    );
+    assert!(lines.contains(&metadata.as_str()), "{stdout}");
+    assert!(
+        lines.iter().any(|line| line.starts_with("✓ protected resource: ") && line.contains(&resource)),
+        "{stdout}"
+    );
+    assert!(!lines.iter().any(|line| line.starts_with('⚠') || line.starts_with('✗')), "{stdout}");
 }
