@@ -619,6 +619,13 @@ impl RunningDev {
     }
 }
 
+#[test]
+fn check_is_explained_in_the_help() {
+    let help = String::from_utf8(bankguard().arg("--help").output().unwrap().stdout).unwrap();
+    let line = help.lines().find(|l| l.trim_start().starts_with("check ")).unwrap_or_default();
+    assert!(line.contains("Check the configuration before serving"), "{help}");
+}
+
 #[tokio::test]
 async fn check_against_the_dev_stack_passes_every_check_and_shows_where_each_setting_came_from() {
     let dev = RunningDev::start().await;
@@ -688,20 +695,26 @@ async fn check_names_the_failing_check_and_its_fix_for_a_wrong_secret_a_wrong_au
     );
     wrong_audience.assert_never_shows(&[&secret]);
 
-    // A loopback port nothing listens on: refused at once, and the message names the URL.
+    // A loopback port nothing listens on: refused at once, and the message names the URL, without the password
+    // someone wrote into it.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let started = std::time::Instant::now();
-    let unreachable = dev.check(&[("BANKGUARD_MCP__ISSUER", &format!("http://{closed}"))]);
+    let unreachable = dev.check(&[("BANKGUARD_MCP__ISSUER", &format!("http://operator:hunter2@{closed}"))]);
     assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
     assert_eq!(unreachable.code, Some(1), "{unreachable}");
     let line = unreachable.line("discovery");
-    let url = format!("http://{closed}/.well-known/openid-configuration");
+    let url = format!("http://operator:(secret)@{closed}/.well-known/openid-configuration");
     assert!(
         line.starts_with(&format!("✗ discovery: the authorization server at {url} could not be reached")),
         "{line}"
     );
     assert!(line.contains("— fix: check mcp.issuer (from environment variable BANKGUARD_MCP__ISSUER)"), "{line}");
     assert!(unreachable.line("client credentials").starts_with("– client credentials: not checked"), "{unreachable}");
+    assert!(
+        unreachable.stdout.contains(&format!("  mcp.issuer = \"http://operator:(secret)@{closed}\"")),
+        "{unreachable}"
+    );
+    unreachable.assert_never_shows(&["hunter2"]);
     unreachable.assert_never_shows(&[&secret]);
     dev.stop();
 }

@@ -93,10 +93,12 @@ pub fn key(loaded: &LoadedConfig, key: &str) -> String {
 }
 
 /// Runs every check in order, calling `report` with each finding as it comes (a slow check shows
-/// the ones before it at once).
+/// the ones before it at once). No finding holds a secret ([`Redactions`]).
 pub async fn run(loaded: &LoadedConfig, mut report: impl FnMut(&Finding)) -> Vec<Finding> {
+    let redactions = Redactions::of(&loaded.config);
     let mut findings = Vec::new();
     let mut record = |new: Vec<Finding>| {
+        let new: Vec<Finding> = new.into_iter().map(|finding| redactions.apply(finding)).collect();
         new.iter().for_each(&mut report);
         findings.extend(new);
     };
@@ -118,6 +120,58 @@ pub async fn run(loaded: &LoadedConfig, mut report: impl FnMut(&Finding)) -> Vec
     findings
 }
 
+/// What no finding may show, however a message came to quote it: the client secret, the PostgreSQL
+/// password, and any password written into a configured URL (which error messages name).
+pub struct Redactions(Vec<String>);
+
+/// What a redacted secret reads as.
+pub const REDACTED: &str = "(secret)";
+
+impl Redactions {
+    pub fn of(config: &Config) -> Self {
+        let mcp = &config.mcp;
+        let urls = [Some(config.mcp_issuer()), Some(config.mcp_bank_api_url()), Some(config.mcp_oauth_issuer())]
+            .into_iter()
+            .chain([&mcp.backchannel_authentication_endpoint, &mcp.token_endpoint, &mcp.store_url].map(Clone::clone))
+            .flatten();
+        let url_passwords = urls.filter_map(|url| url_password(&url)).flat_map(|password| {
+            let decoded = percent_decode(&password);
+            [password, decoded]
+        });
+        let client_secret = crate::mcp::backends::client_secret(config).ok().map(|s| s.expose().to_owned());
+        let mut secrets: Vec<String> =
+            url_passwords.chain(client_secret).chain(mcp.store_password.clone()).filter(|s| !s.is_empty()).collect();
+        // The longest first, so a secret that contains another is replaced whole.
+        secrets.sort_by_key(|secret| std::cmp::Reverse(secret.len()));
+        Self(secrets)
+    }
+
+    fn apply(&self, mut finding: Finding) -> Finding {
+        let scrub = |text: &mut String| {
+            for secret in &self.0 {
+                *text = text.replace(secret.as_str(), REDACTED);
+            }
+        };
+        scrub(&mut finding.detail);
+        match &mut finding.verdict {
+            Verdict::Warn { advice: text } | Verdict::Fail { fix: text } => scrub(text),
+            Verdict::Pass | Verdict::Skipped => {}
+        }
+        finding
+    }
+}
+
+/// The password of `url` as written in it, if it has one.
+pub fn url_password(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.password().map(str::to_owned)
+}
+
+fn percent_decode(text: &str) -> String {
+    url::form_urlencoded::parse(format!("x={text}").as_bytes())
+        .next()
+        .map_or_else(|| text.to_owned(), |(_, value)| value.into_owned())
+}
+
 /// The client every check uses: the crate's, with [`TIMEOUT`] for connecting and for the whole call.
 fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
     let issuer = config.mcp_issuer();
@@ -132,6 +186,25 @@ fn http_client(config: &Config) -> Result<reqwest::Client, reqwest::Error> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_password_in_a_url_or_the_client_secret_never_reaches_a_finding() {
+        let mut config = Config::default();
+        config.mcp.issuer = Some("https://operator:pa%24%24word@tenant.example.com/".into());
+        config.mcp.client_secret = Some("hunter2-client-secret".into());
+        let redactions = Redactions::of(&config);
+        let finding = Finding::fail(
+            "discovery",
+            "https://operator:pa%24%24word@tenant.example.com/.well-known/openid-configuration could not be reached",
+            "the secret hunter2-client-secret or pa$$word",
+        );
+        let shown = redactions.apply(finding).to_string();
+        assert_eq!(
+            shown,
+            "✗ discovery: https://operator:(secret)@tenant.example.com/.well-known/openid-configuration could not be \
+             reached — fix: the secret (secret) or (secret)"
+        );
+    }
 
     #[test]
     fn each_verdict_reads_as_one_line_with_its_mark() {

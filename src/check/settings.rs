@@ -1,6 +1,6 @@
 //! The effective settings, one line each with where the value came from. Secrets (the MCP client's
-//! secret, the PostgreSQL password, the embedded server's client secrets, a password written into
-//! `mcp.store_url`) are shown only as `set` or `unset`.
+//! secret, the PostgreSQL password, the embedded server's client secrets) are shown only as `set` or
+//! `unset`, and a password written into a URL as `(secret)`.
 
 use std::fmt;
 
@@ -57,13 +57,13 @@ fn show(key: &str, value: &Value) -> String {
         let set = matches!(value, Value::String(s) if !s.is_empty());
         return if set { "set" } else { "unset" }.to_owned();
     }
-    if key == "mcp.store_url"
-        && let Some(mut url) = value.as_str().and_then(|url| url::Url::parse(url).ok())
+    // A password written into a URL (`mcp.store_url`, say), replaced where it stands: the rest is
+    // shown exactly as configured (an issuer must match to the character).
+    if let Some(text) = value.as_str()
+        && let Some(password) = super::url_password(text)
     {
-        if url.password().is_some() {
-            let _ = url.set_password(Some("(set)"));
-        }
-        return format!("\"{url}\"");
+        let shown = text.replacen(&format!(":{password}@"), &format!(":{}@", super::REDACTED), 1);
+        return Value::String(shown).to_string();
     }
     value.to_string()
 }
@@ -102,7 +102,7 @@ mod tests {
         );
         assert_eq!(find("mcp.store_password").to_string(), "mcp.store_password = unset  (default)");
         assert_eq!(find("authz.clients[0].secret").shown, "set");
-        assert_eq!(find("mcp.store_url").shown, "\"postgres://bank:(set)@db.internal/bankguard\"");
+        assert_eq!(find("mcp.store_url").shown, "\"postgres://bank:(secret)@db.internal/bankguard\"");
         assert_eq!(find("mcp.max_wait_seconds").to_string(), "mcp.max_wait_seconds = 45  (default)");
     }
 }
