@@ -235,6 +235,30 @@ pub struct PolicyRules {
     pub own_accounts_allowed: Option<bool>,
 }
 
+/// The keys of a table whose struct flattens another into it, for did-you-mean: serde reports an
+/// unknown key there without the known ones. Read from the structs themselves (see [`field_names`]).
+fn flattened_table_keys(table: &str) -> Vec<&'static str> {
+    match table {
+        // The rules, flattened, and PolicyConfig's own key.
+        "mcp.policy" => [field_names::<PolicyRules>(), vec!["holders"]].concat(),
+        _ => Vec::new(),
+    }
+}
+
+/// The fields `T` knows, as serde lists them when it refuses an unknown one (none for a struct
+/// with flattened fields: serde lists nothing for those).
+fn field_names<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use figment::providers::Serialized;
+    let probe = std::collections::BTreeMap::from([("\u{0}", 0)]);
+    match figment::Figment::from(Serialized::defaults(probe)).extract::<T>() {
+        Err(error) => match error.kind {
+            figment::error::Kind::UnknownField(_, known) => known.to_vec(),
+            _ => Vec::new(),
+        },
+        Ok(_) => Vec::new(),
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PayeeMode {

@@ -83,20 +83,36 @@ impl ConfigError {
 
     /// Restates figment's error with the dotted key and the exact file or variable it came from.
     fn from_figment(error: figment::Error) -> Self {
-        let keys: Vec<&str> = error.path.iter().map(String::as_str).collect();
+        let mut keys: Vec<&str> = error.path.iter().map(String::as_str).collect();
         let origin = Origin::of(error.metadata.as_ref(), &keys);
-        let key = keys.join(".");
         let one_of = |names: &[&str]| names.iter().map(|name| format!("\"{name}\"")).collect::<Vec<_>>().join(", ");
-        let reason = match &error.kind {
-            figment::error::Kind::UnknownField(found, expected) => {
-                let section = keys.iter().take(keys.len().saturating_sub(1)).copied().collect::<Vec<_>>();
-                let full = |name: &str| section.iter().copied().chain([name]).collect::<Vec<_>>().join(".");
-                let suggestion = nearest(found, expected).map(|name| match &origin {
-                    Origin::Env(_) => format!("{} ({})", full(name), env_var(&full(name))),
-                    _ => full(name),
-                });
-                return Self::UnknownKey { key, origin, suggestion };
+        // serde reports an unknown key of a table with flattened keys (`mcp.policy`) as a message on
+        // the table, without the known ones.
+        let flattened = match &error.kind {
+            figment::error::Kind::Message(message) => message
+                .strip_prefix("unknown field `")
+                .and_then(|rest| rest.strip_suffix('`'))
+                .map(|found| (found, super::flattened_table_keys(&keys.join(".")))),
+            _ => None,
+        };
+        let unknown = match &error.kind {
+            figment::error::Kind::UnknownField(found, expected) => Some((found.as_str(), expected.to_vec())),
+            _ => flattened,
+        };
+        if let Some((found, expected)) = unknown {
+            if keys.last() != Some(&found) {
+                keys.push(found);
             }
+            let section = &keys[..keys.len() - 1];
+            let full = |name: &str| dotted(&[section, &[name]].concat());
+            let suggestion = nearest(found, &expected).map(|name| match &origin {
+                Origin::Env(_) => format!("{} ({})", full(name), env_var(&full(name))),
+                _ => full(name),
+            });
+            return Self::UnknownKey { key: dotted(&keys), origin, suggestion };
+        }
+        let key = dotted(&keys);
+        let reason = match &error.kind {
             figment::error::Kind::UnknownVariant(found, expected) => match nearest(found, expected) {
                 Some(near) => format!("\"{found}\" is not one of {} — did you mean \"{near}\"?", one_of(expected)),
                 None => format!("\"{found}\" is not one of {}", one_of(expected)),
@@ -113,15 +129,33 @@ impl ConfigError {
     }
 }
 
-/// The known name closest to `found` by edit distance, if close enough to be a typo.
+/// A key path as the documentation writes it: `authz.clients[0].id`.
+fn dotted(keys: &[&str]) -> String {
+    let mut key = String::new();
+    for part in keys {
+        match part.parse::<usize>() {
+            Ok(index) => key.push_str(&format!("[{index}]")),
+            Err(_) if key.is_empty() => key.push_str(part),
+            Err(_) => {
+                key.push('.');
+                key.push_str(part);
+            }
+        }
+    }
+    key
+}
+
+/// The known name closest to `found`, if close enough to be a typo: a few edits away, or the start
+/// of a longer name (`max_transfer` for `max_transfer_amount`).
 fn nearest<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
     let found = found.to_lowercase();
-    known
+    let typo = known
         .iter()
         .map(|name| (strsim::levenshtein(&found, name), *name))
         .filter(|(distance, name)| *distance <= (name.len() / 3).max(2))
         .min_by_key(|(distance, _)| *distance)
-        .map(|(_, name)| name)
+        .map(|(_, name)| name);
+    typo.or_else(|| known.iter().copied().find(|name| found.len() >= 4 && name.starts_with(found.as_str())))
 }
 
 /// `BANKGUARD_*` variables as configuration: `BANKGUARD_DATA_DIR` sets `data_dir`,
@@ -259,6 +293,23 @@ mod tests {
             "unknown key bank_api.require_transaction_bindng in {file} — did you mean bank_api.require_transaction_binding?"
         );
         assert_eq!(message, wanted);
+    }
+
+    #[test]
+    fn a_typo_in_the_money_policy_or_a_client_table_names_the_key_as_the_documentation_does() {
+        for (toml, key, meant) in [
+            ("[mcp.policy]\ndaily_cuont = 5\n", "mcp.policy.daily_cuont", "mcp.policy.daily_count"),
+            ("[mcp.policy.holdres.bob]\ndaily_count = 5\n", "mcp.policy.holdres", "mcp.policy.holders"),
+            (
+                "[mcp.policy.holders.bob]\nmax_transfer = \"5\"\n",
+                "mcp.policy.holders.bob.max_transfer",
+                "mcp.policy.holders.bob.max_transfer_amount",
+            ),
+            ("[[authz.clients]]\nid = \"x\"\nsecrett = \"y\"\n", "authz.clients[0].secrett", "authz.clients[0].secret"),
+        ] {
+            let (message, file) = error(Some(toml), &[]);
+            assert_eq!(message, format!("unknown key {key} in {file} — did you mean {meant}?"));
+        }
     }
 
     #[test]
