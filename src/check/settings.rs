@@ -6,12 +6,22 @@ use std::fmt;
 
 use serde_json::Value;
 
-use crate::config::{LoadedConfig, Origin};
+use crate::config::{Config, LoadedConfig, Origin};
 
 /// Keys whose value is never shown, by their last part.
 const SECRET_KEYS: &[&str] = &["client_secret", "store_password", "secret"];
 /// Secrets listed even when unset, since where they come from matters then.
 const LISTED_SECRETS: &[&str] = &["mcp.client_secret", "mcp.store_password"];
+/// How an unset key's value is found from the rest of the configuration.
+type Derive = fn(&Config) -> String;
+/// Keys that are unset by default and then take a value from elsewhere, shown with that value.
+const DERIVED: &[(&str, Derive)] = &[
+    ("mcp.issuer", Config::mcp_issuer),
+    ("mcp.audience", Config::mcp_audience),
+    ("mcp.bank_api_url", Config::mcp_bank_api_url),
+    ("mcp.oauth.issuer", Config::mcp_oauth_issuer),
+    ("mcp.oauth.resource", Config::mcp_resource),
+];
 
 /// One key, its value as shown, and its origin.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +41,22 @@ pub fn effective(loaded: &LoadedConfig) -> Vec<Setting> {
             flat.push(((*key).to_owned(), Value::Null));
         }
     }
-    flat.sort_by(|(a, _), (b, _)| a.cmp(b));
-    flat.into_iter()
+    let mut settings: Vec<Setting> = flat
+        .into_iter()
         .map(|(key, value)| Setting { shown: show(&key, &value), origin: loaded.origin(&key), key })
-        .collect()
+        .collect();
+    for (key, derive) in DERIVED {
+        if !settings.iter().any(|setting| setting.key == *key) {
+            let value = show(key, &Value::String(derive(&loaded.config)));
+            settings.push(Setting {
+                key: (*key).to_owned(),
+                shown: format!("unset, so {value}"),
+                origin: Origin::Default,
+            });
+        }
+    }
+    settings.sort_by(|a, b| a.key.cmp(&b.key));
+    settings
 }
 
 fn flatten(prefix: &str, value: &Value, into: &mut Vec<(String, Value)>) {
@@ -104,5 +126,7 @@ mod tests {
         assert_eq!(find("authz.clients[0].secret").shown, "set");
         assert_eq!(find("mcp.store_url").shown, "\"postgres://bank:(secret)@db.internal/bankguard\"");
         assert_eq!(find("mcp.max_wait_seconds").to_string(), "mcp.max_wait_seconds = 45  (default)");
+        let derived = find("mcp.issuer").to_string();
+        assert_eq!(derived, "mcp.issuer = unset, so \"http://127.0.0.1:4100\"  (default)");
     }
 }
