@@ -164,9 +164,12 @@ fn nearest<'a>(found: &str, known: &[&'a str]) -> Option<&'a str> {
 pub struct EnvVars(Vec<(String, String)>);
 
 impl EnvVars {
-    /// This process's variables with the prefix.
+    /// This process's variables with the prefix (those whose name or value is not Unicode cannot be
+    /// configuration, and are passed over rather than stopping start-up).
     pub fn from_process() -> Self {
-        Self::from_pairs(std::env::vars())
+        Self::from_pairs(
+            std::env::vars_os().filter_map(|(name, value)| Some((name.into_string().ok()?, value.into_string().ok()?))),
+        )
     }
 
     pub fn from_pairs<K: Into<String>, V: Into<String>>(vars: impl IntoIterator<Item = (K, V)>) -> Self {
