@@ -175,19 +175,23 @@ async fn credentials(loaded: &LoadedConfig, http: &reqwest::Client) -> Result<Se
     let cache = ClientCredentialsCache::new(Some(config.mcp_audience()), &config.mcp.read_scope);
     cache.token(&client).await.map_err(|error| match error {
         CibaError::Refused(refusal) if about_audience(&refusal) => vec![
-            Finding::skipped(CREDENTIALS, "the provider refused the audience before the credentials were tried"),
+            Finding::skipped(
+                CREDENTIALS,
+                "the token request failed on the audience (below), so it proves nothing here",
+            ),
             Finding::fail(
                 AUDIENCE,
                 format!("the provider refused a token for \"{}\": {refusal}", config.mcp_audience()),
                 audience_fix(loaded),
             ),
         ],
-        CibaError::Refused(refusal) => vec![
-            Finding::fail(CREDENTIALS, format!("the provider refused the token request: {refusal}"), {
-                refusal_fix(loaded, &refusal)
-            }),
-            Finding::skipped(AUDIENCE, "no token"),
-        ],
+        CibaError::Refused(refusal) => {
+            let detail = format!("the provider refused the token request: {refusal}");
+            vec![
+                Finding::fail(CREDENTIALS, detail, refusal_fix(loaded, &refusal)),
+                Finding::skipped(AUDIENCE, "no token"),
+            ]
+        }
         other => vec![
             Finding::fail(CREDENTIALS, other.to_string(), "make the provider's token endpoint reachable from here"),
             Finding::skipped(AUDIENCE, "no token"),
