@@ -24,6 +24,8 @@
 //! - [`ciba`]: the CIBA client that asks the account holder's approval.
 //! - [`provider_keys`]: an authorization server's published signing keys, fetched and cached.
 //! - [`bank`]: the typed client of the bank API.
+//! - [`check`]: `bankguard check`, the effective configuration and whether the provider, the bank API
+//!   and the data directory agree with it.
 //!
 //! Server side, the embedded default that stands in for Auth0 and a real bank:
 //! - [`devstack`]: the authorization server ([`devstack::authz`]: CIBA for approvals, sign-in for MCP
@@ -31,10 +33,12 @@
 //!   ([`devstack::bank_api`]) and the demo seed.
 //!
 //! The two sides never import each other; they meet over HTTP. The CLI (`src/main.rs`) wires them
-//! together: `bankguard serve`, `migrate`, `audit`, `keys`, `evidence`, `dev`, `demo`, `pending`, `approve`, `deny`.
+//! together: `bankguard serve`, `check`, `migrate`, `audit`, `keys`, `evidence`, `dev`, `demo`, `pending`, `approve`,
+//! `deny`.
 
 pub mod authorization_details;
 pub mod bank;
+pub mod check;
 pub mod ciba;
 pub mod clock;
 pub mod config;

@@ -56,6 +56,11 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Check the configuration before serving: print every effective setting and where it came from
+    /// (secrets only as set/unset), then check the provider's discovery, the client's credentials,
+    /// the audience, the bank API and the data directory, each ✓ or ✗ with a fix. Exit status 0
+    /// only if every check passes.
+    Check,
     /// Apply the transfer intent store's migrations (`mcp.store_url`, or SQLite in the data
     /// directory) and exit. `serve` applies them too at start; run this to apply them first, e.g.
     /// as a release step before replicas of a new version start.
@@ -177,9 +182,11 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_file = cli.config.clone();
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve { transport, listen } => serve(config, transport, listen).await,
+            Command::Check => check(config_file.as_deref()).await,
             Command::Migrate => migrate(&config).await,
             Command::Audit(command) => audit(&config, command).await,
             Command::Keys => keys(&config),
@@ -219,6 +226,33 @@ async fn serve(
             server.shutdown().await?;
         }
     }
+    Ok(())
+}
+
+async fn check(config_file: Option<&std::path::Path>) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let loaded = bankguard::config::LoadedConfig::load(config_file)?;
+    {
+        let mut out = std::io::stdout().lock();
+        match &loaded.file {
+            Some(file) => writeln!(out, "configuration: {} and the environment", file.display())?,
+            None => writeln!(out, "configuration: no file, the defaults and the environment")?,
+        }
+        for setting in bankguard::check::settings::effective(&loaded) {
+            writeln!(out, "  {setting}")?;
+        }
+        writeln!(out, "\nchecks:")?;
+        out.flush()?;
+    }
+    let findings = bankguard::check::run(&loaded, |finding| {
+        let _ = writeln!(std::io::stdout(), "  {finding}");
+    })
+    .await;
+    let failed = findings.iter().filter(|finding| finding.failed()).count();
+    if failed > 0 {
+        return Err(format!("{failed} of {} checks failed", findings.len()).into());
+    }
+    writeln!(std::io::stdout(), "all checks passed")?;
     Ok(())
 }
 

@@ -179,7 +179,7 @@ impl AuthorizationServerKeys {
 }
 
 /// RFC 8414 §3.1's metadata URL for `issuer`, then OpenID Connect Discovery's.
-fn metadata_urls(issuer: &str) -> Result<[String; 2], String> {
+pub fn metadata_urls(issuer: &str) -> Result<[String; 2], String> {
     let url = Url::parse(issuer).map_err(|_| format!("the issuer {issuer:?} is not a URL"))?;
     let path = url.path().trim_end_matches('/');
     let origin = url.origin().ascii_serialization();

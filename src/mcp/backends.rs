@@ -74,7 +74,7 @@ pub enum BackendsError {
 }
 
 /// The embedded authorization server's credentials file for the MCP client.
-const EMBEDDED_CLIENT_FILE: &str = "mcp-client.json";
+pub const EMBEDDED_CLIENT_FILE: &str = "mcp-client.json";
 
 impl Backends {
     pub fn from_config(config: &Config, http_transport: bool) -> Result<Self, BackendsError> {
@@ -202,7 +202,7 @@ pub fn store_location(config: &Config) -> Result<StoreLocation, BackendsError> {
 }
 
 /// The secret from `mcp.client_secret`, `mcp.client_secret_file`, or the dev stack's credentials file.
-fn client_secret(config: &Config) -> Result<Secret, BackendsError> {
+pub fn client_secret(config: &Config) -> Result<Secret, BackendsError> {
     if let Some(secret) = &config.mcp.client_secret {
         return Ok(Secret::new(secret.clone()));
     }
