@@ -24,7 +24,6 @@ use serde::{Deserialize, Serialize};
 use super::approval::{self, Expected};
 use super::receipt::{ReceiptClaims, ReceiptHolder};
 use crate::bank::TransferReceipt;
-use crate::clock::Millis;
 use crate::mcp::intent::{AccountLabel, TransferIntent};
 use crate::mcp::lifecycle::audit::{AuditEntry, AuditKind};
 use crate::mcp::lifecycle::{ConsentRecord, IntentState};
@@ -146,10 +145,7 @@ pub fn write(record: &ConsentRecord, own_key: Option<&ServerKey>, dir: &Path) ->
     let manifest = Manifest {
         format: FORMAT.to_owned(),
         intent_id: id.clone(),
-        written_at: Millis(
-            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64),
-        )
-        .rfc3339(),
+        written_at: crate::clock::Clock::system().now().rfc3339(),
         holder: ReceiptHolder { bank_user: intent.owner.clone(), subject: intent.subject().to_owned() },
         terms: PackTerms {
             from_account_id: terms.from.id.clone(),

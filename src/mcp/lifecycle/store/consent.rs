@@ -10,8 +10,8 @@ use crate::mcp::lifecycle::audit::{AuditEntry, AuditRow};
 use crate::mcp::lifecycle::state::IntentState;
 use crate::mcp::server_key::ServerKey;
 
-/// One intent's consent evidence, as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// One intent's consent evidence, as stored. Its `Debug` leaves the token out.
+#[derive(Clone, sqlx::FromRow)]
 pub struct ConsentRow {
     pub intent_id: String,
     pub provider_issuer: String,
@@ -24,6 +24,17 @@ pub struct ConsentRow {
     /// Why the token does not attest the approval; `None` when it does.
     pub problem: Option<String>,
     pub approved_at_ms: i64,
+}
+
+impl std::fmt::Debug for ConsentRow {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConsentRow")
+            .field("intent_id", &self.intent_id)
+            .field("provider_issuer", &self.provider_issuer)
+            .field("token_jti", &self.token_jti)
+            .field("problem", &self.problem)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Everything the store holds about one completed intent's consent.
