@@ -258,7 +258,7 @@ async fn demo_runs_everything_and_the_example_agent_moves_money_once_approved() 
     assert!(approved.contains("25.00 USD from Everyday Checking"), "{approved}");
     assert!(agent.status.success(), "{printed}");
     assert!(printed.contains("Everyday Checking (CHK-4821, acc_alice_chk): 2500.00 USD"), "{printed}");
-    assert!(printed.contains("… Approve the transfer on your device — ref "), "progress is printed: {printed}");
+    assert!(printed.contains("… Approve the transfer on your device — Reference "), "progress is printed: {printed}");
     assert!(printed.contains("done: Transferred 25.00 USD from CHK-4821 to CHK-3307"), "{printed}");
     demo.stop();
 }
