@@ -98,7 +98,10 @@ async fn approving_from_the_page_needs_its_csrf_token_and_origin() {
 
     let confirmed = html(&page(&dev, &location, None).await).to_owned();
     assert!(confirmed.contains("You approved this request"), "{confirmed}");
-    assert!(confirmed.contains("Sign-in request “Sign in #TEST”") && confirmed.contains("Reference <span class=\"code\">TEST"));
+    assert!(
+        confirmed.contains("Sign-in request “Sign in #TEST”")
+            && confirmed.contains("Reference <span class=\"code\">TEST")
+    );
     let bobs = html(&page(&dev, &location.replace("user=alice", "user=bob"), None).await).to_owned();
     assert!(!bobs.contains("You approved"), "a confirmation is shown to its holder only");
 }
@@ -124,9 +127,10 @@ async fn the_history_lists_the_holders_latest_decisions_with_what_became_of_each
 
     let body = html(&page(&dev, "/device?user=alice", None).await).to_owned();
     let history = &body[body.find(r#"id="history""#).expect("a history section")..];
-    let denied_at = history.find("Denied</span> <span class=\"what\">99.00 USD from Everyday Checking").unwrap();
-    let approved_at = history.find("Approved</span> <span class=\"what\">12.00 USD from Everyday Checking").unwrap();
-    let expired_at = history.find("Expired</span> <span class=\"what\">5.00 USD from Rainy Day Savings").unwrap();
+    let entry = |label: &str, what: &str| history.find(&format!("{label}</span> <span class=\"what\">{what}")).unwrap();
+    let denied_at = entry("Denied", "99.00 USD from Everyday Checking");
+    let approved_at = entry("Approved", "12.00 USD from Everyday Checking");
+    let expired_at = entry("Expired", "5.00 USD from Rainy Day Savings");
     assert!(denied_at < approved_at && approved_at < expired_at, "latest first: {history}");
     assert!(history.contains(&format!("Reference {}", &denied.intent_id[4..8])));
     assert!(history.contains("&lt;i&gt;Lunch&lt;/i&gt;") && !history.contains("<i>Lunch"), "escaped");
@@ -149,13 +153,14 @@ async fn a_decision_that_comes_too_late_says_which_transfer_it_was_and_that_noth
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
 
     let no_redirects = bankguard::http_client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
-    let late = send(no_redirects.post(format!("{}/device/decide", dev.issuer())).header("origin", dev.issuer()).form(&[
-        ("user", "alice"),
-        ("auth_req_id", auth_req_id.as_str()),
-        ("decision", "approve"),
-        ("csrf", token.as_str()),
-    ]))
-    .await;
+    let late =
+        send(no_redirects.post(format!("{}/device/decide", dev.issuer())).header("origin", dev.issuer()).form(&[
+            ("user", "alice"),
+            ("auth_req_id", auth_req_id.as_str()),
+            ("decision", "approve"),
+            ("csrf", token.as_str()),
+        ]))
+        .await;
     let body = html(&page(&dev, late.header("location"), None).await).to_owned();
     assert!(body.contains("This transfer was not decided: the request has expired"), "{body}");
     assert!(body.contains("40.00 USD to Checking (CHK-3307, Bob Okafor)") && body.contains("Nothing changed."));

@@ -76,6 +76,7 @@ button.user { width: 100%; text-align: left; font: inherit; cursor: pointer; }
 .confirmation.denied, .confirmation.problem { background: #fdecec; border-left-color: #a11d1d; }
 .history { list-style: none; padding: 0; }
 .history li { background: #fff; border: 1px solid #c8ccd2; border-radius: .5rem; padding: .5rem .75rem; margin: .4rem 0; }
+.history time { display: block; font-size: .85rem; }
 .badge { display: inline-block; font-weight: 700; padding: 0 .5rem; border-radius: .25rem; }
 .badge.approved { background: #e6f4ea; color: #0f5a2f; }
 .badge.denied { background: #fdecec; color: #8a1717; }

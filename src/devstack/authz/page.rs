@@ -170,11 +170,12 @@ pub fn history_list(history: &[HistoryEntry]) -> String {
     for entry in history {
         let at = Millis(entry.at.saturating_mul(1000)).rfc3339();
         let reference = match &entry.reference {
-            Some(code) => format!(r#" <span class="muted">Reference {}</span>"#, escape(code)),
+            Some(code) => format!(r#" <span class="muted">· Reference {}</span>"#, escape(code)),
             None => String::new(),
         };
         items.push_str(&format!(
-            r#"<li class="decision-{class}"><span class="badge {class}">{label}</span> <span class="what">{what}</span>{reference} <time class="muted" datetime="{at}">{shown}</time></li>"#,
+            r#"<li class="decision-{class}"><time class="muted" datetime="{at}">{shown}</time>
+<span class="badge {class}">{label}</span> <span class="what">{what}</span>{reference}</li>"#,
             class = entry.settled.class(),
             label = entry.settled.label(),
             what = escape(&entry.what),
