@@ -204,7 +204,7 @@ pub async fn pending_fragment(
 ) -> Response {
     let user = match fragment_user(&headers, &query) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     match pending_for(&state, Some(user.subject)).await {
         Ok(pending) => Html(page::pending_list(user, &pending, &state.device.csrf_token)).into_response(),
@@ -221,7 +221,7 @@ pub async fn history_fragment(
 ) -> Response {
     let user = match fragment_user(&headers, &query) {
         Ok(user) => user,
-        Err(response) => return response,
+        Err(refusal) => return refusal.into_response(),
     };
     match history_for(&state, user).await {
         Ok(history) => Html(page::history_list(&history)).into_response(),
@@ -229,13 +229,9 @@ pub async fn history_fragment(
     }
 }
 
-fn fragment_user(headers: &HeaderMap, query: &UserQuery) -> Result<&'static SeedUser, Response> {
-    require_loopback_host(headers).map_err(IntoResponse::into_response)?;
-    query
-        .user
-        .as_deref()
-        .and_then(page::find_user)
-        .ok_or_else(|| (StatusCode::NOT_FOUND, "unknown user").into_response())
+fn fragment_user(headers: &HeaderMap, query: &UserQuery) -> Result<&'static SeedUser, Refusal> {
+    require_loopback_host(headers)?;
+    query.user.as_deref().and_then(page::find_user).ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown user"))
 }
 
 /// `POST /device/decide`: Approve or Deny from the page, then back to the page with a confirmation.
@@ -382,7 +378,8 @@ pub struct DeviceAccess {
 }
 
 impl DeviceAccess {
-    pub fn new() -> Self {
+    /// Fresh secrets and no confirmations, as on every start.
+    pub fn generate() -> Self {
         Self {
             csrf_token: secrets::random_token(32),
             device_token: secrets::random_token(32),

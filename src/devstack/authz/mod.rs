@@ -124,7 +124,7 @@ impl AuthorizationServer {
         let key = Arc::new(SigningKey::load_or_generate(data_dir)?);
         let (clients, mcp_client) = ClientRegistry::load(&config.authz, data_dir)?;
         let store = RequestStore::open(data_dir).await?;
-        let device = DeviceAccess::new();
+        let device = DeviceAccess::generate();
         let device_token_path = data_dir.join(DEVICE_TOKEN_FILE);
         let _ = std::fs::remove_file(&device_token_path);
         secrets::write_private_file(&device_token_path, device.device_token.as_bytes())
