@@ -94,6 +94,11 @@ impl RunningDev {
         Self::start_with_env(dir, subcommand, last, &[]).await
     }
 
+    /// `bankguard demo` with more environment variables.
+    async fn demo_with(env: &[(&str, &str)]) -> Self {
+        Self::start_with_env(tempfile::tempdir().unwrap(), "demo", "mcpServers", env).await
+    }
+
     /// The same with more environment variables.
     async fn start_with_env(
         dir: tempfile::TempDir,
@@ -714,13 +719,7 @@ fn an_address_in_use_names_the_setting_and_the_variable_to_change() {
 async fn the_example_agent_prints_each_progress_line_once_while_the_holder_takes_their_time() {
     // Progress every second; the holder answers after the 10 s that used to cut the agent's stream
     // (rmcp resumed it and the last progress line came again, its time left already past).
-    let demo = RunningDev::start_with_env(
-        tempfile::tempdir().unwrap(),
-        "demo",
-        "mcpServers",
-        &[("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", "1")],
-    )
-    .await;
+    let demo = RunningDev::demo_with(&[("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", "1")]).await;
     let agent = run_example_agent(demo.url("MCP endpoint"));
     approve_latest(&demo, std::time::Duration::from_secs(13)).await;
     let printed = String::from_utf8(agent.await.unwrap().stdout).unwrap();
@@ -742,16 +741,11 @@ async fn the_example_agent_prints_each_progress_line_once_while_the_holder_takes
 
 #[tokio::test]
 async fn a_three_hour_approval_outlasts_the_call_and_the_agent_follows_it_to_the_end() {
-    let demo = RunningDev::start_with_env(
-        tempfile::tempdir().unwrap(),
-        "demo",
-        "mcpServers",
-        &[
-            ("BANKGUARD_MCP__REQUESTED_EXPIRY_SECONDS", "10800"),
-            ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "2"),
-            ("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", "1"),
-        ],
-    )
+    let demo = RunningDev::demo_with(&[
+        ("BANKGUARD_MCP__REQUESTED_EXPIRY_SECONDS", "10800"),
+        ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "2"),
+        ("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", "1"),
+    ])
     .await;
     let agent = run_example_agent(demo.url("MCP endpoint"));
     let approved = approve_latest(&demo, std::time::Duration::from_secs(4)).await;

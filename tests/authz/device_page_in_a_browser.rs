@@ -43,11 +43,13 @@ async fn a_person_approves_a_transfer_on_the_device_page_and_the_client_gets_its
     assert_eq!(dev.poll(&auth_req_id).await.body["error"], "authorization_pending");
 
     browser.click("button.approve").await;
-    browser.wait_for_text(".confirmation", "You approved this transfer", Duration::from_secs(5)).await;
-    let confirmation = browser.text(".confirmation").await;
-    assert!(confirmation.contains(&format!("Reference {reference}")), "{confirmation}");
-    assert!(confirmation.contains("25.00 USD to Checking (CHK-3307, Bob Okafor)"), "{confirmation}");
-    assert!(confirmation.contains("bankguard MCP server may now make this transfer, once."), "{confirmation}");
+    let confirmation = Confirmation {
+        headline: "You approved this transfer",
+        reference: &reference,
+        transfer: "25.00 USD to Checking (CHK-3307, Bob Okafor)",
+        consequence: "bankguard MCP server may now make this transfer, once.",
+    };
+    confirmation.is_shown_in(&browser).await;
     let history = browser.text("#history").await;
     assert!(history.contains("Approved 25.00 USD from Everyday Checking (CHK-4821)"), "{history}");
     assert!(history.contains(&format!("· Reference {reference}")), "{history}");
@@ -83,11 +85,13 @@ async fn a_denial_and_an_expiry_go_to_the_history_the_page_keeps() {
     let auth_req_id = dev.request_transfer_approval("alice", &denied).await;
     browser.wait_for_text("#pending", "250.00 USD", WAIT).await;
     browser.click("button.deny").await;
-    browser.wait_for_text(".confirmation", "You denied this transfer", Duration::from_secs(5)).await;
-    let confirmation = browser.text(".confirmation").await;
-    assert!(confirmation.contains(&format!("Reference {reference}")), "{confirmation}");
-    assert!(confirmation.contains("250.00 USD to Checking (CHK-3307, Bob Okafor)"), "{confirmation}");
-    assert!(confirmation.contains("No money moves"), "{confirmation}");
+    let confirmation = Confirmation {
+        headline: "You denied this transfer",
+        reference: &reference,
+        transfer: "250.00 USD to Checking (CHK-3307, Bob Okafor)",
+        consequence: "No money moves: bankguard MCP server is told you said no.",
+    };
+    confirmation.is_shown_in(&browser).await;
 
     let entries = browser.execute(
         "return Array.from(document.querySelectorAll('#history li')).map(function (li) { return li.innerText; });",
@@ -104,6 +108,26 @@ async fn a_denial_and_an_expiry_go_to_the_history_the_page_keeps() {
     assert!(entries.iter().all(|entry| says_when(entry)), "each says when first: {entries:?}");
     browser.screenshot(&screenshot_path("device-history.png")).await;
     assert_eq!(dev.poll(&auth_req_id).await.body["error"], "access_denied");
+}
+
+/// What the page should say after a decision.
+struct Confirmation<'a> {
+    headline: &'a str,
+    reference: &'a str,
+    transfer: &'a str,
+    consequence: &'a str,
+}
+
+impl Confirmation<'_> {
+    /// Waits for the confirmation after a click, and checks it names the transfer and the outcome.
+    async fn is_shown_in(&self, browser: &Browser) {
+        browser.wait_for_text(".confirmation", self.headline, Duration::from_secs(5)).await;
+        let shown = browser.text(".confirmation").await;
+        let reference = format!("Reference {}", self.reference);
+        for expected in [reference.as_str(), self.transfer, self.consequence] {
+            assert!(shown.contains(expected), "{expected:?} in {shown:?}");
+        }
+    }
 }
 
 /// The computed font size of the first match of `css`, in CSS pixels.

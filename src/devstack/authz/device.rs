@@ -202,14 +202,7 @@ pub async fn pending_fragment(
     headers: HeaderMap,
     Query(query): Query<UserQuery>,
 ) -> Response {
-    let user = match fragment_user(&headers, &query) {
-        Ok(user) => user,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match pending_for(&state, Some(user.subject)).await {
-        Ok(pending) => Html(page::pending_list(user, &pending, &state.device.csrf_token)).into_response(),
-        Err(response) => response,
-    }
+    fragment(&state, &headers, &query, Fragment::Pending).await
 }
 
 /// `GET /device/history?user=…`: the recent decisions alone, refreshed like the pending list (a
@@ -219,19 +212,32 @@ pub async fn history_fragment(
     headers: HeaderMap,
     Query(query): Query<UserQuery>,
 ) -> Response {
-    let user = match fragment_user(&headers, &query) {
-        Ok(user) => user,
-        Err(refusal) => return refusal.into_response(),
-    };
-    match history_for(&state, user).await {
-        Ok(history) => Html(page::history_list(&history)).into_response(),
-        Err(response) => response,
-    }
+    fragment(&state, &headers, &query, Fragment::History).await
 }
 
-fn fragment_user(headers: &HeaderMap, query: &UserQuery) -> Result<&'static SeedUser, Refusal> {
-    require_loopback_host(headers)?;
-    query.user.as_deref().and_then(page::find_user).ok_or_else(|| Refusal::new(StatusCode::NOT_FOUND, "unknown user"))
+/// A list of the holder's page, served alone for the page's refresh.
+enum Fragment {
+    Pending,
+    History,
+}
+
+async fn fragment(state: &AuthzState, headers: &HeaderMap, query: &UserQuery, which: Fragment) -> Response {
+    if let Err(refusal) = require_loopback_host(headers) {
+        return refusal.into_response();
+    }
+    let Some(user) = query.user.as_deref().and_then(page::find_user) else {
+        return (StatusCode::NOT_FOUND, "unknown user").into_response();
+    };
+    let html = match which {
+        Fragment::Pending => pending_for(state, Some(user.subject))
+            .await
+            .map(|pending| page::pending_list(user, &pending, &state.device.csrf_token)),
+        Fragment::History => history_for(state, user).await.map(|history| page::history_list(&history)),
+    };
+    match html {
+        Ok(html) => Html(html).into_response(),
+        Err(response) => response,
+    }
 }
 
 /// `POST /device/decide`: Approve or Deny from the page, then back to the page with a confirmation.
