@@ -82,8 +82,11 @@ async fn a_denial_and_an_expiry_go_to_the_history_the_page_keeps() {
 
     let denied = Transfer::new("acc_alice_chk", "acc_bob_chk", "250.00");
     let reference = denied.intent_id[4..8].to_owned();
-    let auth_req_id = dev.request_transfer_approval("alice", &denied).await;
+    // Asked for the longest wait there is: the countdown (the page's script) reads in days.
+    let reply = dev.ask_transfer_approval(&dev.mcp_auth(), "alice", &denied, &[("requested_expiry", "259200")]).await;
+    let auth_req_id = reply.body["auth_req_id"].as_str().unwrap().to_owned();
     browser.wait_for_text("#pending", "250.00 USD", WAIT).await;
+    assert_eq!(browser.text("#pending .countdown").await, "2 d 23 h left");
     browser.click("button.deny").await;
     let confirmation = Confirmation {
         headline: "You denied this transfer",
