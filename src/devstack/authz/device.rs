@@ -23,8 +23,8 @@ use super::AuthzState;
 use super::form::OAuthForm;
 use super::local_browser::{Refusal, require_loopback_host, same_origin};
 use super::page;
-use super::request_view::{self, Settled, TransferView};
-use super::store::{BackchannelRequest, DecideError, Decision, now_ms};
+use super::request_view::{self, Confirmation, DecidedRequest, HistoryEntry, Outcome, Settled, TransferView};
+use super::store::{BackchannelRequest, DecideError, Decision, Status, now_ms};
 use crate::devstack::seed::SeedUser;
 use crate::secrets;
 
@@ -70,54 +70,6 @@ impl PendingApproval {
                 .map(|transfer| transfer.summary()),
             created_at: request.created_at,
             expires_at: request.expires_at,
-        }
-    }
-}
-
-/// A settled request as the history lists it.
-#[derive(Debug, Clone)]
-pub struct HistoryEntry {
-    pub settled: Settled,
-    /// When it was decided or expired, in seconds since the epoch.
-    pub at: i64,
-    pub what: String,
-    pub reference: Option<String>,
-}
-
-/// What the page says after a decision: which request it was, and what happened.
-#[derive(Debug, Clone)]
-pub struct Confirmation {
-    pub user: String,
-    pub outcome: Outcome,
-    /// The request as the holder saw it; `None` when they have no such request.
-    pub request: Option<DecidedRequest>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
-    Approved,
-    Denied,
-    /// Nothing was decided, for this reason ("the request has expired").
-    NotDecided(String),
-}
-
-#[derive(Debug, Clone)]
-pub struct DecidedRequest {
-    /// "25.00 USD to Checking (CHK-3307, Bob Okafor)", or the binding message of a sign-in.
-    pub what: String,
-    pub is_transfer: bool,
-    pub reference: Option<String>,
-    pub client_name: String,
-}
-
-impl DecidedRequest {
-    fn of(request: &BackchannelRequest, client_name: &str) -> Self {
-        let transfer = request.authorization_details.as_deref().and_then(TransferView::from_details);
-        Self {
-            is_transfer: transfer.is_some(),
-            what: transfer.map_or_else(|| request_view::what(request), |t| t.amount_to_payee()),
-            reference: request_view::reference(&request.binding_message).map(str::to_owned),
-            client_name: client_name.to_owned(),
         }
     }
 }
@@ -256,9 +208,12 @@ pub async fn decide_from_page(
         return (StatusCode::FORBIDDEN, "this decision did not come from the approval page").into_response();
     }
     let confirmation = match decide(&state, &form.user, &form.auth_req_id, &form.decision).await {
-        Ok((decided, result)) => Confirmation {
+        Ok((decided, _)) => Confirmation {
             user: form.user.clone(),
-            outcome: if result.status == "approved" { Outcome::Approved } else { Outcome::Denied },
+            outcome: match decided.status {
+                Status::Approved => Outcome::Approved,
+                _ => Outcome::Denied,
+            },
             request: Some(DecidedRequest::of(&decided, state.clients.display_name(&decided.client_id))),
         },
         Err((_, reason)) => {

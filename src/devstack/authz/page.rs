@@ -7,8 +7,9 @@
 
 use std::time::Duration;
 
-use super::device::{Confirmation, HistoryEntry, Outcome, PendingApproval};
+use super::device::PendingApproval;
 use super::html::{self, escape};
+use super::request_view::{Confirmation, HistoryEntry, Outcome};
 use super::store::now_ms;
 use crate::clock::{Millis, TimeLeft};
 use crate::devstack::seed::{self, SeedUser};

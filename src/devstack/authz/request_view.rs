@@ -3,8 +3,9 @@
 //! code that ends its binding message (the code the AI client's progress messages repeat, so the
 //! person can match chat and phone); and, once settled, what became of it.
 //!
-//! The pending list, the confirmation after a decision, the history and `bankguard pending` all say
-//! it the same way because they all read it from here. Plain text only: the page escapes it.
+//! The pending list, the confirmation after a decision ([`Confirmation`]), the history
+//! ([`HistoryEntry`]) and `bankguard pending` all say it the same way because they all read it from
+//! here. Plain text only: the page escapes it.
 
 use serde_json::Value;
 
@@ -131,6 +132,54 @@ impl Settled {
         match self {
             Self::Approved | Self::Denied => request.decided_at.unwrap_or(request.expires_at),
             Self::Expired | Self::ApprovedUnused => request.expires_at,
+        }
+    }
+}
+
+/// A settled request as the history lists it.
+#[derive(Debug, Clone)]
+pub struct HistoryEntry {
+    pub settled: Settled,
+    /// When it was decided or expired, in seconds since the epoch.
+    pub at: i64,
+    pub what: String,
+    pub reference: Option<String>,
+}
+
+/// What the page says after a decision: which request it was, and what happened.
+#[derive(Debug, Clone)]
+pub struct Confirmation {
+    pub user: String,
+    pub outcome: Outcome,
+    /// The request as the holder saw it; `None` when they have no such request.
+    pub request: Option<DecidedRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Approved,
+    Denied,
+    /// Nothing was decided, for this reason ("the request has expired").
+    NotDecided(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct DecidedRequest {
+    /// "25.00 USD to Checking (CHK-3307, Bob Okafor)", or the binding message of a sign-in.
+    pub what: String,
+    pub is_transfer: bool,
+    pub reference: Option<String>,
+    pub client_name: String,
+}
+
+impl DecidedRequest {
+    pub fn of(request: &BackchannelRequest, client_name: &str) -> Self {
+        let transfer = request.authorization_details.as_deref().and_then(TransferView::from_details);
+        Self {
+            is_transfer: transfer.is_some(),
+            what: transfer.map_or_else(|| what(request), |t| t.amount_to_payee()),
+            reference: reference(&request.binding_message).map(str::to_owned),
+            client_name: client_name.to_owned(),
         }
     }
 }
