@@ -53,7 +53,7 @@ pub enum DevStackError {
     #[error(transparent)]
     Bind(#[from] BindError),
     #[error("cannot read the address of the listener for {address}: {source}")]
-    Listen { address: SocketAddr, source: std::io::Error },
+    LocalAddress { address: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Authz(#[from] authz::AuthzError),
     #[error(transparent)]
@@ -119,7 +119,7 @@ impl DevStack {
 }
 
 fn local_address(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, DevStackError> {
-    let address = listener.local_addr().map_err(|source| DevStackError::Listen { address: wanted, source })?;
+    let address = listener.local_addr().map_err(|source| DevStackError::LocalAddress { address: wanted, source })?;
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback: anyone who can reach this address can call it");
     }
