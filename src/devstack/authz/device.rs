@@ -31,7 +31,7 @@ use crate::secrets;
 /// The device token file inside the data directory.
 pub const DEVICE_TOKEN_FILE: &str = "device-token";
 /// How many settled requests the page lists per holder.
-pub const HISTORY_LENGTH: u32 = 10;
+const HISTORY_LENGTH: u32 = 10;
 /// How many confirmations the page remembers (for reloads), all holders together.
 const CONFIRMATIONS_KEPT: usize = 32;
 

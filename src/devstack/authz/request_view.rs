@@ -99,9 +99,10 @@ impl Settled {
     /// `None` while the request may still be decided at `now`.
     pub fn of(request: &BackchannelRequest, now: i64) -> Option<Self> {
         match request.status {
+            Status::Approved if !request.redeemed && request.expires_at <= now => Some(Self::ApprovedUnused),
             Status::Approved => Some(Self::Approved),
             Status::Denied => Some(Self::Denied),
-            // Only the token endpoint expires an approved request, and only an unredeemed one.
+            // Only the token endpoint marks an approved request expired, and only an unredeemed one.
             Status::Expired if request.decided_at.is_some() => Some(Self::ApprovedUnused),
             Status::Expired => Some(Self::Expired),
             Status::Pending if request.expires_at <= now => Some(Self::Expired),
@@ -195,6 +196,41 @@ mod tests {
         for none in ["Transfer 25.00 USD", "#", "Pay #K7Q2 now", "Code #K7-Q2", ""] {
             assert_eq!(reference(none), None, "{none:?}");
         }
+    }
+
+    #[test]
+    fn a_request_settles_by_decision_or_by_expiry_and_an_unused_approval_says_so() {
+        let now = 1_000;
+        let request = |status, decided_at, redeemed, expires_at| BackchannelRequest {
+            auth_req_id: "r".into(),
+            client_id: "c".into(),
+            subject: "alice".into(),
+            scope: "openid".into(),
+            audience: None,
+            binding_message: "Sign in #TEST".into(),
+            authorization_details: None,
+            client_notification_token: None,
+            created_at: 0,
+            expires_at,
+            interval_seconds: 5,
+            last_polled_at_ms: None,
+            status,
+            decided_at,
+            redeemed,
+            notified: false,
+            retry_key: None,
+        };
+        let settled = |r: BackchannelRequest| Settled::of(&r, now);
+        assert_eq!(settled(request(Status::Pending, None, false, now + 1)), None, "still open");
+        assert_eq!(settled(request(Status::Pending, None, false, now)), Some(Settled::Expired), "not yet marked");
+        assert_eq!(settled(request(Status::Expired, None, false, now)), Some(Settled::Expired));
+        assert_eq!(settled(request(Status::Denied, Some(10), false, now + 1)), Some(Settled::Denied));
+        assert_eq!(settled(request(Status::Approved, Some(10), false, now + 1)), Some(Settled::Approved));
+        assert_eq!(settled(request(Status::Approved, Some(10), true, now)), Some(Settled::Approved), "used");
+        assert_eq!(settled(request(Status::Approved, Some(10), false, now)), Some(Settled::ApprovedUnused));
+        assert_eq!(settled(request(Status::Expired, Some(10), false, now)), Some(Settled::ApprovedUnused));
+        assert_eq!(Settled::Approved.at(&request(Status::Approved, Some(10), true, now)), 10, "when decided");
+        assert_eq!(Settled::Expired.at(&request(Status::Expired, None, false, now)), now, "when it expired");
     }
 
     #[test]
