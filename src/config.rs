@@ -6,25 +6,24 @@
 //! 3. environment variables: `BANKGUARD_DATA_DIR`, and `BANKGUARD_<SECTION>__<KEY>` for keys in a
 //!    section, e.g. `BANKGUARD_BANK_API__LISTEN=127.0.0.1:9000`.
 //!
-//! Unknown keys are errors (a typo must not silently fall back to a default), and every error names
-//! the key and where its value came from. `bankguard.example.toml` documents every key; a test keeps
-//! it in step with [`Config::default`].
+//! Unknown keys are errors (a typo must not silently fall back to a default, and the nearest known
+//! key is suggested), and every error names the key and where its value came from (`config/sources.rs`).
+//! `bankguard.example.toml` and `docs/configuration.md` document every key; tests keep both in step
+//! with [`Config::default`].
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use figment::Figment;
-use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::money::MinorUnits;
 
+mod sources;
+pub use sources::{ConfigError, EnvVars, LoadedConfig, Origin, env_var};
+
 /// The file read when no `--config` is given, if it exists.
 pub const DEFAULT_CONFIG_FILE: &str = "bankguard.toml";
-const ENV_PREFIX: &str = "BANKGUARD_";
-/// Environment variables with the prefix that are not configuration keys.
-const ENV_NOT_KEYS: &[&str] = &["CONFIG"];
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -239,6 +238,30 @@ pub struct PolicyRules {
     pub own_accounts_allowed: Option<bool>,
 }
 
+/// The keys of a table whose struct flattens another into it, for did-you-mean: serde reports an
+/// unknown key there without the known ones. Read from the structs themselves (see [`field_names`]).
+fn flattened_table_keys(table: &str) -> Vec<&'static str> {
+    match table {
+        // The rules, flattened, and PolicyConfig's own key.
+        "mcp.policy" => [field_names::<PolicyRules>(), vec!["holders"]].concat(),
+        _ => Vec::new(),
+    }
+}
+
+/// The fields `T` knows, as serde lists them when it refuses an unknown one (none for a struct
+/// with flattened fields: serde lists nothing for those).
+fn field_names<T: serde::de::DeserializeOwned>() -> Vec<&'static str> {
+    use figment::providers::Serialized;
+    let probe = std::collections::BTreeMap::from([("\u{0}", 0)]);
+    match figment::Figment::from(Serialized::defaults(probe)).extract::<T>() {
+        Err(error) => match error.kind {
+            figment::error::Kind::UnknownField(_, known) => known.to_vec(),
+            _ => Vec::new(),
+        },
+        Ok(_) => Vec::new(),
+    }
+}
+
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PayeeMode {
@@ -259,9 +282,7 @@ impl PolicyConfig {
 
 impl PolicyRules {
     fn validate(&self, table: &str) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: String| {
-            Err(ConfigError::Invalid { key: format!("{table}.{key}"), origin: String::new(), reason })
-        };
+        let invalid = |key: &str, reason: String| Err(ConfigError::invalid(format!("{table}.{key}"), reason));
         let positive = |key: &str, amount: &str| match MinorUnits::parse_decimal(amount) {
             Ok(amount) if amount.is_positive() => Ok(()),
             Ok(_) => invalid(key, "must be greater than zero".into()),
@@ -299,13 +320,7 @@ pub enum LoginHintFormat {
 
 impl McpOAuthConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid {
-                key: format!("mcp.oauth.{key}"),
-                origin: String::new(),
-                reason: reason.to_owned(),
-            })
-        };
+        let invalid = |key: &str, reason: &str| Err(ConfigError::invalid(format!("mcp.oauth.{key}"), reason));
         if let Some(issuer) = &self.issuer {
             check_issuer(issuer).or_else(|reason| invalid("issuer", reason))?;
         }
@@ -644,57 +659,16 @@ impl BankApiConfig {
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    #[error("configuration file {} does not exist", .0.display())]
-    MissingFile(PathBuf),
-    #[error("invalid configuration in {origin}: {reason}")]
-    Unreadable { origin: String, reason: String },
-    #[error("invalid configuration: key `{key}`{origin}: {reason}")]
-    Invalid { key: String, origin: String, reason: String },
-}
-
-impl ConfigError {
-    /// Restates figment's error with the dotted key and the exact file or variable it came from.
-    fn from_figment(error: figment::Error) -> Self {
-        let origin = match &error.metadata {
-            Some(md) if md.name.contains("environment") => {
-                format!("environment variable {ENV_PREFIX}{}", error.path.join("__").to_uppercase())
-            }
-            Some(md) => md.source.as_ref().map_or_else(|| md.name.to_string(), |source| source.to_string()),
-            None => "the defaults".to_owned(),
-        };
-        let reason = error.kind.to_string();
-        if error.path.is_empty() {
-            return Self::Unreadable { origin, reason };
-        }
-        Self::Invalid { key: error.path.join("."), origin: format!(" (from {origin})"), reason }
-    }
-}
-
 impl Config {
-    /// Reads the defaults, the file and the environment, then validates the result.
+    /// Reads the defaults, the file and the environment, then validates the result (see
+    /// [`LoadedConfig`] for where each value came from).
     pub fn load(explicit_file: Option<&Path>) -> Result<Self, ConfigError> {
-        let file = match explicit_file {
-            Some(path) if !path.is_file() => return Err(ConfigError::MissingFile(path.to_owned())),
-            Some(path) => Some(path.to_owned()),
-            None => Some(PathBuf::from(DEFAULT_CONFIG_FILE)).filter(|path| path.is_file()),
-        };
-        let mut figment = Figment::from(Serialized::defaults(Config::default()));
-        if let Some(file) = file {
-            figment = figment.merge(Toml::file_exact(file));
-        }
-        figment = figment.merge(Env::prefixed(ENV_PREFIX).split("__").ignore(ENV_NOT_KEYS));
-        let config: Config = figment.extract().map_err(ConfigError::from_figment)?;
-        config.validate()?;
-        Ok(config)
+        LoadedConfig::load(explicit_file).map(|loaded| loaded.config)
     }
 
     /// Checks what types alone cannot.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid { key: key.to_owned(), origin: String::new(), reason: reason.to_owned() })
-        };
+        let invalid = |key: &str, reason: &str| Err(ConfigError::invalid(key, reason));
         let bank = &self.bank_api;
         if let Some(issuer) = &bank.issuer {
             check_issuer(issuer).or_else(|reason| invalid("bank_api.issuer", reason))?;
@@ -733,9 +707,7 @@ impl McpConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: &str, reason: &str| {
-            Err(ConfigError::Invalid { key: format!("mcp.{key}"), origin: String::new(), reason: reason.to_owned() })
-        };
+        let invalid = |key: &str, reason: &str| Err(ConfigError::invalid(format!("mcp.{key}"), reason));
         for (key, value) in [
             ("issuer", &self.issuer),
             ("backchannel_authentication_endpoint", &self.backchannel_authentication_endpoint),
@@ -827,9 +799,7 @@ impl McpConfig {
 
 impl AuthzConfig {
     fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |key: String, reason: &str| {
-            Err(ConfigError::Invalid { key, origin: String::new(), reason: reason.to_owned() })
-        };
+        let invalid = |key: String, reason: &str| Err(ConfigError::invalid(key, reason));
         if self.poll_interval_seconds == 0 || self.poll_interval_seconds > 60 {
             return invalid("authz.poll_interval_seconds".into(), "must be between 1 and 60");
         }
@@ -924,6 +894,9 @@ fn check_issuer(issuer: &str) -> Result<(), &'static str> {
 
 #[cfg(test)]
 mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
     use super::*;
 
     #[test]
@@ -934,6 +907,66 @@ mod tests {
         let documented = toml::Value::try_from(Config::default()).unwrap();
         let example_value: toml::Value = example.parse().unwrap();
         assert_eq!(example_value, documented, "every key appears in the example, uncommented");
+    }
+
+    /// Every key of the defaults as a dotted path, with its value; a table left empty is a key too.
+    fn flatten(prefix: &str, value: &toml::Value, into: &mut std::collections::BTreeMap<String, toml::Value>) {
+        match value {
+            toml::Value::Table(table) if !table.is_empty() => {
+                for (key, value) in table {
+                    let key = if prefix.is_empty() { key.clone() } else { format!("{prefix}.{key}") };
+                    flatten(&key, value, into);
+                }
+            }
+            leaf => {
+                into.insert(prefix.to_owned(), leaf.clone());
+            }
+        }
+    }
+
+    /// Whether bankguard knows `key` as `docs/configuration.md` writes it: `a.b[].c` is key `c` of the
+    /// tables in list `a.b`, `<user>` any holder. Set to a placeholder value, it is refused only as
+    /// unknown if it does not exist.
+    fn exists(key: &str) -> bool {
+        let dir = tempfile::tempdir().unwrap();
+        let loaded = match key.split_once("[].") {
+            Some((list, field)) => {
+                let file = dir.path().join("bankguard.toml");
+                std::fs::write(&file, format!("[[{list}]]\n{field} = 1\n")).unwrap();
+                LoadedConfig::from_sources(Some(file), EnvVars::from_pairs(Vec::<(String, String)>::new()))
+            }
+            None => {
+                let key = key.replace("<user>", "bob").replace("<rule>", "daily_count");
+                LoadedConfig::from_sources(None, EnvVars::from_pairs([(env_var(&key), "1")]))
+            }
+        };
+        !matches!(loaded, Err(ConfigError::UnknownKey { .. }))
+    }
+
+    #[test]
+    fn the_configuration_page_documents_every_key_with_its_default_and_variable_and_no_other() {
+        let page = include_str!("../docs/configuration.md");
+        let (_, tables) = page.split_once("## Every key").expect("docs/configuration.md has its key tables");
+        let rows: std::collections::BTreeMap<&str, Vec<&str>> = tables
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .map(|line| {
+                let cells: Vec<&str> = line.trim_matches('|').split(" | ").map(str::trim).collect();
+                (cells[0].trim_matches('`'), cells)
+            })
+            .collect();
+        let mut defaults = std::collections::BTreeMap::new();
+        flatten("", &toml::Value::try_from(Config::default()).unwrap(), &mut defaults);
+
+        for (key, value) in &defaults {
+            let row = rows.get(key.as_str()).unwrap_or_else(|| panic!("{key} is not in docs/configuration.md"));
+            assert_eq!(row[1], format!("`{value}`"), "the default of {key}");
+            assert_eq!(row[2], format!("`{}`", env_var(key)), "the variable of {key}");
+        }
+        for key in rows.keys() {
+            assert!(exists(key), "docs/configuration.md names {key}, which bankguard does not know");
+        }
+        assert!(!exists("mcp.isuer") && !exists("authz.clients[].colour"), "the guard itself tells");
     }
 
     #[test]

@@ -22,7 +22,10 @@
 //! - [`mcp`]: the MCP server (rmcp): `list_accounts`, `transfer_funds`, `get_transfer_status`, progress, cancellation,
 //!   stdio and Streamable HTTP (with `/healthz`, `/readyz` and `/metrics` beside `/mcp`).
 //! - [`ciba`]: the CIBA client that asks the account holder's approval.
+//! - [`provider_keys`]: an authorization server's published signing keys, fetched and cached.
 //! - [`bank`]: the typed client of the bank API.
+//! - [`check`]: `bankguard check`, the effective configuration and whether the provider, the bank API
+//!   and the data directory agree with it.
 //!
 //! Server side, the embedded default that stands in for Auth0 and a real bank:
 //! - [`devstack`]: the authorization server ([`devstack::authz`]: CIBA for approvals, sign-in for MCP
@@ -30,10 +33,12 @@
 //!   ([`devstack::bank_api`]) and the demo seed.
 //!
 //! The two sides never import each other; they meet over HTTP. The CLI (`src/main.rs`) wires them
-//! together: `bankguard serve`, `dev`, `demo`, `pending`, `approve`, `deny`.
+//! together: `bankguard serve`, `check`, `migrate`, `audit`, `keys`, `evidence`, `dev`, `demo`, `pending`, `approve`,
+//! `deny`.
 
 pub mod authorization_details;
 pub mod bank;
+pub mod check;
 pub mod ciba;
 pub mod clock;
 pub mod config;
@@ -44,6 +49,7 @@ pub mod http_client;
 pub mod http_server;
 pub mod mcp;
 pub mod money;
+pub mod provider_keys;
 pub mod scopes;
 pub mod secrets;
 pub mod sqlite;

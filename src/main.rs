@@ -16,6 +16,7 @@ use bankguard::devstack::{DevStack, RunningStack, seed};
 use bankguard::http_server::{self, ListenSetting};
 use bankguard::mcp::Backends;
 use bankguard::mcp::lifecycle::{IntentStore, StoreLocation};
+use bankguard::mcp::server_key::{ServerKey, TrustedKeys};
 use bankguard::mcp::transport::{self, RunningHttp};
 
 /// mimalloc, not glibc's malloc: a `serve` holding thousands of pending approvals allocates in
@@ -57,6 +58,11 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<SocketAddr>,
     },
+    /// Check the configuration before serving: print every effective setting and where it came from
+    /// (secrets only as set/unset), then check the provider's discovery, the client's credentials,
+    /// the audience, the bank API and the data directory, each ✓ or ✗ with a fix. Exit status 0
+    /// only if every check passes.
+    Check,
     /// Apply the transfer intent store's migrations (`mcp.store_url`, or SQLite in the data
     /// directory) and exit. `serve` applies them too at start; run this to apply them first, e.g.
     /// as a release step before replicas of a new version start.
@@ -64,6 +70,13 @@ enum Command {
     /// The audit trail in the transfer intent store: check it, or export it.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Print this server's public signing key (a JWK set), which checks its transfer receipts and
+    /// signed audit heads; the same document `serve --transport http` publishes at
+    /// /.well-known/bankguard-keys.json. Generates the key on first use, as `serve` would.
+    Keys,
+    /// Write a completed transfer's proof of consent into a directory (`evidence INTENT_ID --out
+    /// DIR`), or check such a directory offline (`evidence verify DIR`).
+    Evidence(EvidenceArgs),
     /// Run everything in one process on loopback: the dev authorization server with its approval
     /// page, the bank API, and the MCP server over HTTP; prints how to connect a client.
     Demo,
@@ -86,8 +99,14 @@ enum Command {
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Walk the whole chain, recompute every hash and check every signed head against this data
-    /// directory's audit key; exit non-zero naming the first bad entry.
-    Verify,
+    /// directory's server key (and the keys of other replicas given with --trusted-keys); exit
+    /// non-zero naming the first bad entry.
+    Verify {
+        /// A JWK set of other servers whose signed heads count (what `bankguard keys` prints on each
+        /// replica sharing the store). Repeatable.
+        #[arg(long, value_name = "FILE")]
+        trusted_keys: Vec<PathBuf>,
+    },
     /// Write the entries as JSON Lines to stdout, in chain order.
     Export {
         /// Only entries written at or after this time (RFC 3339, UTC, e.g. 2026-12-01T00:00:00Z).
@@ -96,6 +115,28 @@ enum AuditCommand {
         /// Only this holder's entries (their user id at the bank or their subject at the provider).
         #[arg(long, value_name = "HOLDER")]
         holder: Option<String>,
+    },
+}
+
+#[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+struct EvidenceArgs {
+    #[command(subcommand)]
+    command: Option<EvidenceCommand>,
+    /// The completed transfer's intent id (`int_…`, as its result and `audit export` show it).
+    #[arg(required = true)]
+    intent_id: Option<String>,
+    /// The directory to write the pack into (created; must be empty if it exists).
+    #[arg(long, value_name = "DIR", required = true)]
+    out: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum EvidenceCommand {
+    /// Check a pack offline, from its own files alone; exit non-zero naming the first problem.
+    Verify {
+        /// The pack's directory.
+        dir: PathBuf,
     },
 }
 
@@ -143,11 +184,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let config_file = cli.config.clone();
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Serve { transport, listen } => serve(config, transport, listen).await,
+            Command::Check => check(config_file.as_deref()).await,
             Command::Migrate => migrate(&config).await,
             Command::Audit(command) => audit(&config, command).await,
+            Command::Keys => keys(&config),
+            Command::Evidence(args) => evidence(&config, args).await,
             Command::Demo => run_demo(config).await,
             Command::Dev => run_dev(config).await,
             Command::Pending { user } => list_pending(&config, user.as_deref()).await,
@@ -186,6 +231,33 @@ async fn serve(
     Ok(())
 }
 
+async fn check(config_file: Option<&std::path::Path>) -> Result<(), Box<dyn std::error::Error>> {
+    use std::io::Write;
+    let loaded = bankguard::config::LoadedConfig::load(config_file)?;
+    {
+        let mut out = std::io::stdout().lock();
+        match &loaded.file {
+            Some(file) => writeln!(out, "configuration: {} and the environment", file.display())?,
+            None => writeln!(out, "configuration: no file, the defaults and the environment")?,
+        }
+        for setting in bankguard::check::settings::effective(&loaded) {
+            writeln!(out, "  {setting}")?;
+        }
+        writeln!(out, "\nchecks:")?;
+        out.flush()?;
+    }
+    let findings = bankguard::check::run(&loaded, |finding| {
+        let _ = writeln!(std::io::stdout(), "  {finding}");
+    })
+    .await;
+    let failed = findings.iter().filter(|finding| finding.failed()).count();
+    if failed > 0 {
+        return Err(format!("{failed} of {} checks failed", findings.len()).into());
+    }
+    writeln!(std::io::stdout(), "all checks passed")?;
+    Ok(())
+}
+
 async fn migrate(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
     let location = bankguard::mcp::backends::store_location(config)?;
     let kind = match location {
@@ -203,9 +275,13 @@ async fn audit(config: &Config, command: AuditCommand) -> Result<(), Box<dyn std
     use std::io::Write;
     let store = IntentStore::new(bankguard::mcp::backends::store_location(config)?, bankguard::clock::Clock::system());
     let outcome = match command {
-        AuditCommand::Verify => {
-            let key = bankguard::mcp::lifecycle::audit::AuditKey::load(&config.data_dir)?;
-            match store.verify_audit(key.verifier()).await? {
+        AuditCommand::Verify { trusted_keys } => {
+            let mut trusted = ServerKey::load(&config.data_dir)?.trusted();
+            for file in &trusted_keys {
+                let document = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+                trusted = trusted.and(TrustedKeys::from_jwks(&document, &file.display().to_string())?);
+            }
+            match store.verify_audit(&trusted).await? {
                 Ok(report) => {
                     println!("{report}");
                     Ok(())
@@ -226,6 +302,32 @@ async fn audit(config: &Config, command: AuditCommand) -> Result<(), Box<dyn std
     };
     store.close().await;
     outcome
+}
+
+fn keys(config: &Config) -> Result<(), Box<dyn std::error::Error>> {
+    let key = ServerKey::load_or_generate(&config.data_dir)?;
+    println!("{}", serde_json::to_string_pretty(&key.trusted().jwk_set())?);
+    Ok(())
+}
+
+async fn evidence(config: &Config, args: EvidenceArgs) -> Result<(), Box<dyn std::error::Error>> {
+    if let Some(EvidenceCommand::Verify { dir }) = args.command {
+        let report = bankguard::mcp::consent::evidence::verify(&dir)
+            .map_err(|problem| format!("the evidence pack {} does not verify: {problem}", dir.display()))?;
+        println!("{report}");
+        return Ok(());
+    }
+    let (Some(intent_id), Some(out)) = (args.intent_id, args.out) else {
+        return Err("evidence needs an intent id and --out DIR, or `evidence verify DIR`".into());
+    };
+    let store = IntentStore::new(bankguard::mcp::backends::store_location(config)?, bankguard::clock::Clock::system());
+    let record = store.consent_record(&intent_id).await;
+    store.close().await;
+    let record = record?.ok_or_else(|| format!("no transfer intent {intent_id}"))?;
+    let own_key = ServerKey::load(&config.data_dir).ok();
+    bankguard::mcp::consent::evidence::write(&record, own_key.as_ref(), &out)?;
+    println!("wrote the evidence for {intent_id} to {} (check it with `bankguard evidence verify`)", out.display());
+    Ok(())
 }
 
 async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> {

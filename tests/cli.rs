@@ -344,12 +344,13 @@ async fn write_audit_trail(data_dir: &std::path::Path) -> usize {
     use bankguard::clock::{Clock, Millis};
     use bankguard::mcp::holder::Holder;
     use bankguard::mcp::intent::{AccountLabel, TransferIntent};
-    use bankguard::mcp::lifecycle::audit::{AuditKey, AuditTerms};
+    use bankguard::mcp::lifecycle::audit::AuditTerms;
     use bankguard::mcp::lifecycle::{Claim, Event, IntentStore, RunnerId};
+    use bankguard::mcp::server_key::ServerKey;
     use bankguard::money::MinorUnits;
 
-    let key = std::sync::Arc::new(AuditKey::load_or_generate(data_dir).unwrap());
-    let store = IntentStore::in_data_dir(data_dir.to_owned(), Clock::system()).with_audit_key(key);
+    let key = std::sync::Arc::new(ServerKey::load_or_generate(data_dir).unwrap());
+    let store = IntentStore::in_data_dir(data_dir.to_owned(), Clock::system()).with_server_key(key);
     let alice = Holder::configured("alice");
     let terms = TransferIntent::new(
         AccountLabel { id: "acc_alice_chk".into(), masked_number: "CHK-4821".into() },
@@ -437,7 +438,7 @@ fn audit_verify_without_the_servers_key_says_where_it_looked() {
     let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("no audit key at") && stderr.contains("audit-key.pem"), "{stderr}");
+    assert!(stderr.contains("no server key at") && stderr.contains("server-key.pem"), "{stderr}");
 }
 
 #[test]
@@ -493,7 +494,7 @@ async fn the_data_directory_and_every_file_in_it_are_the_owners_alone() {
         "bank.sqlite-wal",
         "mcp.sqlite-wal",
         "authz-signing-key.pem",
-        "audit-key.pem",
+        "server-key.pem",
         "mcp-client.json",
         "device-token",
         "dev-stack.json",
@@ -760,4 +761,163 @@ async fn a_three_hour_approval_outlasts_the_call_and_the_agent_follows_it_to_the
     );
     assert!(printed.contains("done: Transferred 25.00 USD"), "{printed}");
     demo.stop();
+}
+
+// ------------------------------------------------------------------------------------------------
+// `bankguard check`: the effective configuration with the origin of each setting, then one line per
+// check (✓, ⚠, ✗ with its fix, – when an earlier failure leaves nothing to check), against a running
+// dev stack as it is and as three broken configurations see it.
+// ------------------------------------------------------------------------------------------------
+
+/// What `bankguard check` printed and how it ended.
+struct CheckRun {
+    code: Option<i32>,
+    stdout: String,
+    stderr: String,
+}
+
+impl CheckRun {
+    /// The check lines, without the settings above them.
+    fn checks(&self) -> Vec<&str> {
+        self.stdout.lines().skip_while(|line| *line != "checks:").skip(1).map(str::trim).collect()
+    }
+
+    fn line(&self, check: &str) -> &str {
+        let prefix = |line: &&str| line.get(4..).is_some_and(|rest| rest.starts_with(&format!("{check}:")));
+        self.checks().into_iter().find(prefix).unwrap_or_else(|| panic!("no {check} line:\n{}", self.stdout))
+    }
+
+    fn assert_never_shows(&self, secrets: &[&str]) {
+        for secret in secrets {
+            assert!(!self.stdout.contains(secret) && !self.stderr.contains(secret), "a secret was printed: {self}");
+        }
+    }
+}
+
+impl std::fmt::Display for CheckRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "exit {:?}\n{}\n{}", self.code, self.stdout, self.stderr)
+    }
+}
+
+impl RunningDev {
+    /// `bankguard check` in this stack's directory, pointed at it, with `env` on top.
+    fn check(&self, env: &[(&str, &str)]) -> CheckRun {
+        let output = bankguard()
+            .current_dir(self.dir.path())
+            .env("BANKGUARD_MCP__ISSUER", self.url("authorization server"))
+            .env("BANKGUARD_MCP__BANK_API_URL", self.url("bank API"))
+            .envs(env.iter().copied())
+            .arg("check")
+            .output()
+            .unwrap();
+        let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+        CheckRun { code: output.status.code(), stdout: text(output.stdout), stderr: text(output.stderr) }
+    }
+
+    /// The MCP client's secret that `bankguard dev` wrote.
+    fn mcp_client_secret(&self) -> String {
+        let file = std::fs::read_to_string(self.dir.path().join(".bankguard/mcp-client.json")).unwrap();
+        serde_json::from_str::<serde_json::Value>(&file).unwrap()["client_secret"].as_str().unwrap().to_owned()
+    }
+}
+
+#[test]
+fn check_is_explained_in_the_help() {
+    let help = String::from_utf8(bankguard().arg("--help").output().unwrap().stdout).unwrap();
+    let line = help.lines().find(|l| l.trim_start().starts_with("check ")).unwrap_or_default();
+    assert!(line.contains("Check the configuration before serving"), "{help}");
+}
+
+#[tokio::test]
+async fn check_against_the_dev_stack_passes_every_check_and_shows_where_each_setting_came_from() {
+    let dev = RunningDev::start().await;
+
+    let run = dev.check(&[]);
+
+    assert_eq!(run.code, Some(0), "{run}");
+    let checks = run.checks();
+    assert_eq!(checks.last(), Some(&"all checks passed"), "{run}");
+    for check in [
+        "discovery",
+        "CIBA endpoint",
+        "delivery mode",
+        "payment_initiation",
+        "client credentials",
+        "audience",
+        "bank API",
+        "data directory",
+    ] {
+        assert!(run.line(check).starts_with("✓ "), "{run}");
+    }
+    assert_eq!(checks.iter().filter(|line| line.starts_with('✓')).count(), checks.len() - 1, "{run}");
+    let issuer = dev.url("authorization server");
+    assert!(run.stdout.contains(&format!("  mcp.issuer = \"{issuer}\"  (env BANKGUARD_MCP__ISSUER)\n")), "{run}");
+    assert!(run.stdout.contains("  mcp.user = \"alice\"  (default)\n"), "{run}");
+    assert!(run.stdout.contains("  mcp.client_secret = unset  (default)\n"), "{run}");
+    assert!(run.line("client credentials").contains(".bankguard/mcp-client.json (written by `bankguard dev`)"));
+    assert!(run.line("bank API").contains("accepts the provider's token: 3 account(s) of alice"), "{run}");
+    run.assert_never_shows(&[&dev.mcp_client_secret()]);
+
+    // With sign-in, MCP clients need the authorization server's metadata too.
+    let signing_in = dev.check(&[("BANKGUARD_MCP__AUTH", "oauth")]);
+    assert_eq!(signing_in.code, Some(0), "{signing_in}");
+    let resource = signing_in.line("protected resource");
+    assert!(
+        resource.starts_with("✓ protected resource: http://127.0.0.1:4102/.well-known/oauth-protected-resource/mcp")
+    );
+    let metadata = format!("✓ sign-in server: {issuer}/.well-known/oauth-authorization-server: authorization code");
+    assert!(signing_in.line("sign-in server").starts_with(&metadata), "{signing_in}");
+    dev.stop();
+}
+
+#[tokio::test]
+async fn check_names_the_failing_check_and_its_fix_for_a_wrong_secret_a_wrong_audience_and_an_unreachable_issuer() {
+    let dev = RunningDev::start().await;
+    let secret = dev.mcp_client_secret();
+
+    let wrong_secret = dev.check(&[("BANKGUARD_MCP__CLIENT_SECRET", "hunter2-wrong-secret-0123")]);
+    assert_eq!(wrong_secret.code, Some(1), "{wrong_secret}");
+    let line = wrong_secret.line("client credentials");
+    assert!(line.starts_with("✗ client credentials: the provider refused the token request: invalid_client"), "{line}");
+    assert!(
+        line.contains("— fix: the provider does not accept this client id and secret")
+            && line.contains("mcp.client_secret (from environment variable BANKGUARD_MCP__CLIENT_SECRET)"),
+        "{line}"
+    );
+    assert!(wrong_secret.stderr.contains("error: 1 of 8 checks failed"), "{wrong_secret}");
+    wrong_secret.assert_never_shows(&["hunter2", &secret]);
+
+    let wrong_audience = dev.check(&[("BANKGUARD_MCP__AUDIENCE", "urn:bankguard:another-api")]);
+    assert_eq!(wrong_audience.code, Some(1), "{wrong_audience}");
+    let line = wrong_audience.line("audience");
+    assert!(line.starts_with("✗ audience: the provider refused a token for \"urn:bankguard:another-api\""), "{line}");
+    assert!(
+        line.contains("— fix: set mcp.audience (from environment variable BANKGUARD_MCP__AUDIENCE) to the bank API's"),
+        "{line}"
+    );
+    wrong_audience.assert_never_shows(&[&secret]);
+
+    // A loopback port nothing listens on: refused at once, and the message names the URL, without the password
+    // someone wrote into it.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let started = std::time::Instant::now();
+    let unreachable = dev.check(&[("BANKGUARD_MCP__ISSUER", &format!("http://operator:hunter2@{closed}"))]);
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "took {:?}", started.elapsed());
+    assert_eq!(unreachable.code, Some(1), "{unreachable}");
+    let line = unreachable.line("discovery");
+    let url = format!("http://operator:(secret)@{closed}/.well-known/openid-configuration");
+    assert!(
+        line.starts_with(&format!("✗ discovery: the authorization server at {url} could not be reached")),
+        "{line}"
+    );
+    assert!(line.contains("— fix: check mcp.issuer (from environment variable BANKGUARD_MCP__ISSUER)"), "{line}");
+    assert!(unreachable.line("client credentials").starts_with("– client credentials: not checked"), "{unreachable}");
+    assert!(
+        unreachable.stdout.contains(&format!("  mcp.issuer = \"http://operator:(secret)@{closed}\"")),
+        "{unreachable}"
+    );
+    unreachable.assert_never_shows(&["hunter2"]);
+    unreachable.assert_never_shows(&[&secret]);
+    dev.stop();
 }

@@ -158,6 +158,8 @@ impl Drop for OidcProvider {
 struct Interop {
     provider: Arc<OidcProvider>,
     bank_data: tempfile::TempDir,
+    /// The bank API's base URL (ending in `/api`).
+    bank_url: String,
     mcp: RunningHttp,
 }
 
@@ -192,13 +194,13 @@ impl Interop {
         config.mcp.client_secret = Some(POLL_CLIENT.1.to_owned());
         config.mcp.client_auth_method = ClientAuthMethod::ClientSecretBasic;
         config.mcp.audience = Some(AUDIENCE.to_owned());
-        config.mcp.bank_api_url = Some(bank_url);
+        config.mcp.bank_api_url = Some(bank_url.clone());
         config.mcp.user = "alice".to_owned();
         configure(&mut config);
         config.validate().unwrap();
         let backends = Arc::new(Backends::from_config(&config, true).unwrap());
         let mcp = RunningHttp::start(mcp_listener, backends, &config).await.unwrap();
-        Self { provider, bank_data, mcp }
+        Self { provider, bank_data, bank_url, mcp }
     }
 
     async fn client(&self) -> Client {
@@ -373,4 +375,95 @@ async fn mcp_clients_sign_in_at_oidc_provider_and_act_for_that_holder() {
         let bob = sdk.sign_in_and_use(&url, "bob", false).await;
         assert_eq!(bob.all("list_accounts")[0]["ids"], json!(["acc_bob_chk", "acc_bob_sav"]), "{}", bob.transcript);
     }
+}
+
+/// `bankguard check` configured for oidc-provider as an operator would configure it (issuer, client, secret,
+/// audience, bank API in the environment, `extra` on top); its exit status, stdout and stderr.
+async fn run_check(stack: &Interop, data_dir: &Path, extra: &[(&str, &str)]) -> (Option<i32>, String, String) {
+    // Awaited, not blocking: the bank API it asks runs on this test's runtime.
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_bankguard"))
+        .current_dir(data_dir)
+        .env("BANKGUARD_DATA_DIR", data_dir)
+        .env("BANKGUARD_MCP__ISSUER", &stack.provider.issuer)
+        .env("BANKGUARD_MCP__CLIENT_ID", POLL_CLIENT.0)
+        .env("BANKGUARD_MCP__CLIENT_SECRET", POLL_CLIENT.1)
+        .env("BANKGUARD_MCP__AUDIENCE", AUDIENCE)
+        .env("BANKGUARD_MCP__BANK_API_URL", &stack.bank_url)
+        .envs(extra.iter().copied())
+        .arg("check")
+        .output()
+        .await
+        .unwrap();
+    let text = |bytes: Vec<u8>| String::from_utf8(bytes).unwrap();
+    (output.status.code(), text(output.stdout), text(output.stderr))
+}
+
+/// The check lines of `bankguard check`'s output, after the settings.
+fn check_lines(stdout: &str) -> Vec<&str> {
+    stdout.lines().skip_while(|line| *line != "checks:").skip(1).map(str::trim).collect()
+}
+
+/// Every check passes: the signature of oidc-provider's token is verified with its published key, the bank trusts
+/// it, and the secret is never printed.
+#[tokio::test]
+async fn check_passes_against_oidc_provider_and_the_bank_that_trusts_it() {
+    let stack = Interop::start(|_| {}).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    // As `serve` creates it.
+    std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+
+    let (code, stdout, stderr) = run_check(&stack, data_dir.path(), &[]).await;
+
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let issuer = &stack.provider.issuer;
+    let expected = [
+        format!("✓ discovery: {issuer}/.well-known/openid-configuration names issuer \"{issuer}\" exactly"),
+        format!("✓ CIBA endpoint: backchannel_authentication_endpoint {issuer}/backchannel"),
+        "✓ delivery mode: poll is in backchannel_token_delivery_modes_supported (poll, ping)".to_owned(),
+        "✓ payment_initiation: authorization_details_types_supported includes it".to_owned(),
+        format!(
+            "✓ client credentials: {} got a token for read:accounts (client_secret_basic): the secret from \
+             mcp.client_secret (from environment variable BANKGUARD_MCP__CLIENT_SECRET) is right",
+            POLL_CLIENT.0
+        ),
+        format!(
+            "✓ audience: the token's aud [\"{AUDIENCE}\"] includes \"{AUDIENCE}\"; its RS256 signature verifies with \
+             the provider's key \"interop-rs256\""
+        ),
+        format!("✓ bank API: {} accepts the provider's token: 3 account(s) of alice", stack.bank_url),
+        format!("✓ data directory: {} is the owner's alone (0700)", data_dir.path().display()),
+        "all checks passed".to_owned(),
+    ];
+    assert_eq!(check_lines(&stdout), expected, "{stdout}");
+    assert!(!stdout.contains(POLL_CLIENT.1) && !stderr.contains(POLL_CLIENT.1), "the secret was printed");
+}
+
+/// With `mcp.auth = "oauth"`, MCP clients sign in at oidc-provider: its RFC 8414 metadata is found and lists what
+/// they need, dynamic registration and the scope included.
+#[tokio::test]
+async fn check_with_sign_in_finds_what_mcp_clients_need_in_oidc_providers_metadata() {
+    let stack = Interop::start(|_| {}).await;
+    let data_dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(data_dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+    let resource = stack.mcp.url();
+
+    let (code, stdout, stderr) = run_check(
+        &stack,
+        data_dir.path(),
+        &[("BANKGUARD_MCP__AUTH", "oauth"), ("BANKGUARD_MCP__OAUTH__RESOURCE", &resource)],
+    )
+    .await;
+
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let lines = check_lines(&stdout);
+    let issuer = &stack.provider.issuer;
+    let metadata = format!(
+        "✓ sign-in server: {issuer}/.well-known/oauth-authorization-server: authorization code with PKCE S256, jwks_uri"
+    );
+    assert!(lines.contains(&metadata.as_str()), "{stdout}");
+    assert!(
+        lines.iter().any(|line| line.starts_with("✓ protected resource: ") && line.contains(&resource)),
+        "{stdout}"
+    );
+    assert!(!lines.iter().any(|line| line.starts_with('⚠') || line.starts_with('✗')), "{stdout}");
 }

@@ -6,11 +6,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::bank_access::BankAccess;
-use super::lifecycle::audit::AuditKey;
-use super::lifecycle::audit::key::AuditKeyError;
+use super::consent::approval::Witness;
 use super::lifecycle::{ApprovalSettings, IntentStore, PostgresLocation, Runner, StoreError, StoreLocation};
 use super::metrics::Metrics;
 use super::policy::Policy;
+use super::server_key::{ServerKey, ServerKeyError};
 use crate::bank::BankClient;
 use crate::ciba::client_credentials::ClientCredentialsCache;
 use crate::ciba::types::Secret;
@@ -70,11 +70,11 @@ pub enum BackendsError {
     #[error("cannot read the PostgreSQL password file {}: {reason}", path.display())]
     StorePasswordFile { path: std::path::PathBuf, reason: String },
     #[error(transparent)]
-    AuditKey(#[from] AuditKeyError),
+    ServerKey(#[from] ServerKeyError),
 }
 
 /// The embedded authorization server's credentials file for the MCP client.
-const EMBEDDED_CLIENT_FILE: &str = "mcp-client.json";
+pub const EMBEDDED_CLIENT_FILE: &str = "mcp-client.json";
 
 impl Backends {
     pub fn from_config(config: &Config, http_transport: bool) -> Result<Self, BackendsError> {
@@ -103,6 +103,7 @@ impl Backends {
         let audience = Some(config.mcp_audience());
         let login_hints = LoginHints { format: mcp.login_hint_format, issuer: issuer.clone() };
         let ciba = Arc::new(CibaClient::new(settings, http.clone()));
+        let witness = Arc::new(Witness::new(issuer.clone(), audience.clone(), http.clone()));
         let bank = Arc::new(BankAccess::new(
             BankClient::new(&bank_api_url, http),
             ciba.clone(),
@@ -118,10 +119,10 @@ impl Backends {
             ping_fallback: Duration::from_secs(mcp.ping_fallback_poll_seconds),
         };
         let ping_mode = mcp.delivery_mode == DeliveryMode::Ping;
-        let audit_key = AuditKey::load_or_generate(&config.data_dir)?;
-        let store = Arc::new(IntentStore::new(store_location(config)?, clock).with_audit_key(Arc::new(audit_key)));
+        let server_key = ServerKey::load_or_generate(&config.data_dir)?;
+        let store = Arc::new(IntentStore::new(store_location(config)?, clock).with_server_key(Arc::new(server_key)));
         let metrics = Arc::new(Metrics::new());
-        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, ping_mode, metrics.clone()));
+        let runner = Arc::new(Runner::new(store, ciba, bank.clone(), approval, witness, ping_mode, metrics.clone()));
         Ok(Self {
             configured_holder: Holder::configured(&mcp.user),
             signed_in_only: http_transport && mcp.auth == McpAuth::Oauth,
@@ -201,7 +202,7 @@ pub fn store_location(config: &Config) -> Result<StoreLocation, BackendsError> {
 }
 
 /// The secret from `mcp.client_secret`, `mcp.client_secret_file`, or the dev stack's credentials file.
-fn client_secret(config: &Config) -> Result<Secret, BackendsError> {
+pub fn client_secret(config: &Config) -> Result<Secret, BackendsError> {
     if let Some(secret) = &config.mcp.client_secret {
         return Ok(Secret::new(secret.clone()));
     }

@@ -12,19 +12,32 @@ use rmcp::service::RequestContext;
 use crate::ciba::types::LoginHint;
 use crate::config::LoginHintFormat;
 
-/// One account holder, as the provider and the bank each know them.
+/// One account holder, as the provider and the bank each know them, and the MCP client acting for
+/// them in this call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {
     /// Their subject at the provider: what the CIBA `login_hint` names.
     pub subject: String,
     /// Their user id at the bank: whose accounts are listed, and the owner of their intents.
     pub bank_user: String,
+    /// The client acting for them, as the audit trail records it: the OAuth `client_id` its access
+    /// token names (authenticated), or `"<name> (declared)"`, the name it gave at `initialize`
+    /// (anyone can claim any name), or `None` when neither is known.
+    pub client: Option<String>,
 }
 
 impl Holder {
     /// The configured holder (`mcp.user`), the same at the provider and at the bank.
     pub fn configured(user: &str) -> Self {
-        Self { subject: user.to_owned(), bank_user: user.to_owned() }
+        Self { subject: user.to_owned(), bank_user: user.to_owned(), client: None }
+    }
+
+    /// The same holder, acting through the client that declared itself as `name` at `initialize`.
+    pub fn through_declared_client(mut self, name: Option<&str>) -> Self {
+        if self.client.is_none() {
+            self.client = name.filter(|name| !name.is_empty()).map(|name| format!("{name} (declared)"));
+        }
+        self
     }
 
     /// The holder a request's verified access token named, if the HTTP layer put one there.

@@ -8,6 +8,8 @@
 //! - [`holder`]: who a call acts for: the configured `mcp.user`, or the holder who signed in.
 //! - [`follow`] and [`progress`]: a tool call watching an intent, with progress notifications.
 //! - [`cancellation`]: explicit cancellations, stored before they are let go.
+//! - [`consent`]: proof of consent: approvals checked and kept, signed receipts, evidence packs.
+//! - [`server_key`]: the server's own signing key (receipts, audit heads) and the keys it trusts.
 //! - [`bank_access`]: the bank with the server's own read token.
 //! - [`metrics`]: what `GET /metrics` reports (one registry per server, no personal data).
 //! - [`backends`]: all of the above, built from configuration.
@@ -20,6 +22,7 @@
 pub mod backends;
 pub mod bank_access;
 pub mod cancellation;
+pub mod consent;
 pub mod follow;
 pub mod holder;
 pub mod intent;
@@ -27,6 +30,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod policy;
 pub mod progress;
+pub mod server_key;
 pub mod tools;
 pub mod transport;
 
@@ -79,13 +83,17 @@ impl BankguardServer {
     /// Who this call acts for: the holder its access token named, or the configured one where
     /// holders do not sign in.
     pub(crate) fn holder(&self, context: &RequestContext<RoleServer>) -> Result<Holder, tools::ToolFailure> {
-        match Holder::signed_in(context) {
-            Some(holder) => Ok(holder.clone()),
-            None if self.backends.signed_in_only => Err(tools::ToolFailure::Invalid(
-                "this request carries no signed-in account holder; sign in and send the access token".to_owned(),
-            )),
-            None => Ok(self.backends.configured_holder.clone()),
-        }
+        let declared = context.peer.peer_info().map(|info| info.client_info.name.clone());
+        let holder = match Holder::signed_in(context) {
+            Some(holder) => holder.clone(),
+            None if self.backends.signed_in_only => {
+                return Err(tools::ToolFailure::Invalid(
+                    "this request carries no signed-in account holder; sign in and send the access token".to_owned(),
+                ));
+            }
+            None => self.backends.configured_holder.clone(),
+        };
+        Ok(holder.through_declared_client(declared.as_deref()))
     }
 }
 

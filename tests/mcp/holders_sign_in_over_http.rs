@@ -37,8 +37,12 @@ async fn signed_in_stack(issuer: &TestIssuer, max_pending: usize) -> McpStack {
 fn claims_for(issuer: &TestIssuer, stack: &McpStack, subject: &str) -> Value {
     let mut claims = issuer.claims(subject, "mcp:tools");
     claims["aud"] = json!(stack.url());
+    claims["client_id"] = json!(SIGNED_IN_CLIENT);
     claims
 }
+
+/// The client the holders' access tokens were issued to (RFC 9068 `client_id`).
+const SIGNED_IN_CLIENT: &str = "an-mcp-client";
 
 fn token_for(issuer: &TestIssuer, stack: &McpStack, subject: &str) -> String {
     issuer.sign(&claims_for(issuer, stack, subject), Signing::Es256)
@@ -389,7 +393,11 @@ async fn the_clients_token_never_reaches_the_provider_or_the_bank() {
 
     holder.await.unwrap();
     assert!(!is_error(&listed), "{}", text(&listed));
-    assert_eq!(moved.structured_content.unwrap()["status"], "completed");
+    let moved = moved.structured_content.unwrap();
+    assert_eq!(moved["status"], "completed");
+    // The audit trail names the client the holder's token was issued to, in every entry.
+    let clients = stack.dev.intents().await.audit_clients(moved["intent_id"].as_str().unwrap()).await;
+    assert_eq!(clients, vec![Some(SIGNED_IN_CLIENT.to_owned()); 4]);
     assert!(provider.seen("/") >= 3 && bank.seen("/") >= 2, "the calls went through the proxies");
     assert!(bank.seen_carrying("Bearer ey") >= 2, "the proxies see headers: the bank got the server's own tokens");
     let signature = token.rsplit('.').next().unwrap();

@@ -14,6 +14,7 @@ mod listing_accounts;
 mod money_policy;
 mod operations_endpoints;
 mod over_stdio;
+mod proof_of_consent;
 mod replicas_share_one_store;
 mod the_fault_proxy_injects_real_faults;
 mod tools_are_described;

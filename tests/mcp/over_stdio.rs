@@ -49,10 +49,20 @@ async fn a_stdio_client_lists_accounts_and_moves_money_with_approval_and_no_toke
         recorder.messages().join("\n"),
     );
     let secret = stack.dev.mcp().client_secret.clone();
-    for (what, text) in [("the client", &transcript), ("the logs", &logs)] {
+    // The one JWS the client may see is the server's own receipt; no token, and nothing signed in the logs.
+    let receipt = transfer.structured_content.as_ref().unwrap()["receipt"].as_str().unwrap().to_owned();
+    assert!(receipt_type(&receipt) == "bankguard-receipt", "{receipt}");
+    for (what, text) in [("the client", transcript.replace(&receipt, "")), ("the logs", logs)] {
         assert!(!text.contains("eyJ"), "a JWT reached {what}");
         assert!(!text.contains(&secret), "the client secret reached {what}");
     }
+}
+
+/// The `typ` in a compact JWS's header.
+fn receipt_type(jws: &str) -> String {
+    use base64::Engine;
+    let header = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(jws.split('.').next().unwrap()).unwrap();
+    serde_json::from_slice::<serde_json::Value>(&header).unwrap()["typ"].as_str().unwrap_or_default().to_owned()
 }
 
 /// `bankguard serve` with its stdin and stdout in the test's hands, line by line.

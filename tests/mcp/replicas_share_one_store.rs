@@ -178,3 +178,66 @@ async fn a_session_opened_on_one_replica_is_refused_on_another_with_a_clear_erro
     assert!(reopened.status().is_success());
     assert!(reopened.headers().contains_key("mcp-session-id"));
 }
+
+#[tokio::test]
+async fn replicas_sign_with_their_own_keys_and_the_chain_verifies_with_the_keys_they_publish() {
+    let stack = stack_with(|_| {}).await;
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    // Each replica in its own data directory, so each generates its own server key.
+    let own_dir = |dir: &std::path::Path| {
+        let mut command = stack.command(&["--transport", "http", "--listen", "127.0.0.1:0"], 30);
+        command
+            .current_dir(dir)
+            .env("BANKGUARD_DATA_DIR", dir)
+            .env("BANKGUARD_MCP__CLIENT_SECRET", stack.dev.mcp().client_secret.as_str());
+        command
+    };
+    let cli = |dir: &std::path::Path, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bankguard"));
+        for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BANKGUARD_")) {
+            command.env_remove(key);
+        }
+        command.args(args).current_dir(dir).env("BANKGUARD_DATA_DIR", dir).env("RUST_LOG", "warn");
+        if let TestStore::Postgres { url, password } = &stack.dev.store {
+            command.env("BANKGUARD_MCP__STORE_URL", url).env("BANKGUARD_MCP__STORE_PASSWORD", password);
+        }
+        let output = command.output().unwrap();
+        let said = String::from_utf8_lossy(&output.stdout).into_owned() + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), said)
+    };
+
+    // A completes a transfer and stops (signing the head); then B does the same.
+    let a = stack.spawn_serve(own_dir(dir_a.path())).await;
+    let client = a.client().await;
+    let (approved, _) =
+        tokio::join!(call(&client, "transfer_funds", transfer_args("5.00")), stack.decide_latest("approve"));
+    assert_eq!(structured(&approved)["status"], "completed", "{}", a.logs());
+    assert!(a.terminate().await.success());
+    let b = stack.spawn_serve(own_dir(dir_b.path())).await;
+    let client = b.client().await;
+    let (by_b, _) =
+        tokio::join!(call(&client, "transfer_funds", transfer_args("6.00")), stack.decide_latest("approve"));
+    assert_eq!(structured(&by_b)["status"], "completed", "{}", b.logs());
+    assert!(b.terminate().await.success());
+
+    // A's key alone does not vouch for the head B signed; with B's published key, the chain verifies.
+    let (ok, said) = cli(dir_a.path(), &["audit", "verify"]);
+    assert!(!ok && said.contains("which is not a trusted server key"), "{said}");
+    let (ok, b_keys) = cli(dir_b.path(), &["keys"]);
+    assert!(ok, "{b_keys}");
+    let b_keys_file = dir_a.path().join("replica-b-keys.json");
+    std::fs::write(&b_keys_file, &b_keys).unwrap();
+    let (ok, said) = cli(dir_a.path(), &["audit", "verify", "--trusted-keys", b_keys_file.to_str().unwrap()]);
+    assert!(ok && said.contains("the audit log verifies"), "{said}");
+
+    // B's transfer's evidence, made on A: the store holds the key B registered.
+    let pack = dir_a.path().join("pack");
+    let intent = structured(&by_b)["intent_id"].as_str().unwrap().to_owned();
+    let (ok, said) = cli(dir_a.path(), &["evidence", &intent, "--out", pack.to_str().unwrap()]);
+    assert!(ok, "{said}");
+    let (ok, said) = cli(dir_a.path(), &["evidence", "verify", pack.to_str().unwrap()]);
+    assert!(ok, "{said}");
+    let b_kid =
+        serde_json::from_str::<serde_json::Value>(&b_keys).unwrap()["keys"][0]["kid"].as_str().unwrap().to_owned();
+    assert!(said.contains(&format!("server key {b_kid}")), "{said}");
+}

@@ -142,6 +142,17 @@ impl StoredIntents {
         })
     }
 
+    /// The MCP client each of the intent's audit entries names, in chain order.
+    pub async fn audit_clients(&self, intent_id: &str) -> Vec<Option<String>> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT client FROM audit_entries WHERE intent_id = $1 ORDER BY seq")
+                .bind(intent_id)
+                .fetch_all(pool)
+                .await
+                .unwrap()
+        })
+    }
+
     /// The runner driving the intent now (`None` once handed back or never claimed).
     pub async fn runner(&self, intent_id: &str) -> Option<String> {
         on_pool!(self, |pool| {

@@ -31,7 +31,7 @@ mod properties;
 pub use runner::{ApprovalSettings, Runner};
 pub use state::{Event, FailureReason, IntentState, Status};
 pub use store::{
-    Admission, Claim, IntentStore, PingDigest, PostgresLocation, RunnerId, StoreError, StoreEvent, StoreLocation,
-    StoredIntent,
+    Admission, Claim, ConsentRecord, ConsentRow, IntentStore, PingDigest, PostgresLocation, RunnerId, StoreError,
+    StoreEvent, StoreLocation, StoredIntent,
 };
 pub use waits::Waits;

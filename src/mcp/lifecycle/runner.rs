@@ -34,6 +34,7 @@ use crate::ciba::wait::{ApprovalOutcome, Pacing};
 use crate::ciba::{CibaClient, CibaError};
 use crate::clock::{Clock, Millis};
 use crate::mcp::bank_access::BankAccess;
+use crate::mcp::consent::approval::Witness;
 use crate::mcp::holder::LoginHints;
 use crate::mcp::metrics::{BankCall, Metrics};
 
@@ -45,6 +46,9 @@ const MAX_PROVIDER_PAUSE: Duration = Duration::from_secs(30);
 const MAX_BANK_PAUSE: Duration = Duration::from_secs(30);
 const MAX_RECONCILE_PAUSE: Duration = Duration::from_secs(60);
 const MAX_STORE_PAUSE: Duration = Duration::from_secs(10);
+/// The longest an approval waits for the provider's keys before its transfer goes on without the
+/// provider's attestation being checked.
+const WITNESS_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// What every approval request of this server says besides the transfer itself.
 #[derive(Debug, Clone)]
@@ -68,6 +72,8 @@ pub struct Runner {
     ciba: Arc<CibaClient>,
     bank: Arc<BankAccess>,
     approval: ApprovalSettings,
+    /// Checks each approval's token as it arrives, for the transfer's proof of consent.
+    witness: Arc<Witness>,
     /// What this runner counts as intents move (for `/metrics`).
     metrics: Arc<Metrics>,
     /// Every pending approval's wait, driven by one scheduler.
@@ -88,6 +94,7 @@ impl Runner {
         ciba: Arc<CibaClient>,
         bank: Arc<BankAccess>,
         approval: ApprovalSettings,
+        witness: Arc<Witness>,
         ping_mode: bool,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -101,6 +108,7 @@ impl Runner {
             ciba,
             bank,
             approval,
+            witness,
             metrics,
             driving: Mutex::new(HashMap::new()),
             lease_until: AtomicI64::new(0),
@@ -362,7 +370,12 @@ impl Runner {
                 }
                 IntentState::Pending { auth_req_id, expires_at, interval_seconds } => match decided.take() {
                     Some(outcome) => match self.decision(outcome) {
-                        Some(event) => event,
+                        Some(event) => {
+                            if let Event::Approved { token, .. } = &event {
+                                Box::pin(self.keep_approval(&intent, token)).await;
+                            }
+                            event
+                        }
                         None => break,
                     },
                     // Cancelled since the request was accepted: nothing to wait for; the store says what happened.
@@ -430,6 +443,20 @@ impl Runner {
         let token = Secret::new(crate::secrets::random_token(32));
         let registration = self.waits.expect_ping(&token, intent_id);
         (token, registration)
+    }
+
+    /// Checks the approval's token against the provider's keys and keeps it, with the key set, as
+    /// the transfer's proof of consent, before the approval is recorded (so the completion's receipt
+    /// can name it). Never stops the transfer: the bank is the party that verifies and refuses.
+    async fn keep_approval(&self, intent: &StoredIntent, token: &Secret) {
+        let witnessing = self.witness.witness(token, intent.subject(), intent.terms.terms());
+        let witnessed = match tokio::time::timeout(WITNESS_TIMEOUT, witnessing).await {
+            Ok(witnessed) => witnessed,
+            Err(_) => self.witness.unchecked(token, "the provider's keys could not be fetched in time"),
+        };
+        if let Err(error) = self.store.record_witnessed(intent.id(), &witnessed).await {
+            tracing::error!(%error, reference = %intent.terms.reference, "could not keep the approval's proof of consent; the receipt will name none");
+        }
     }
 
     /// Blocks while this runner's heartbeat is too old to be sure nobody else took its intents.

@@ -37,6 +37,10 @@ pub struct TransferStatusOutput {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "ExecutedTransfer")]
     pub transfer: Option<ExecutedTransfer>,
+    /// Once completed: the server's signed receipt (a compact JWS, ES256) over the intent id, the terms, the holder's approval token and the bank's transfer id; verify it with the keys at /.well-known/bankguard-keys.json.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String")]
+    pub receipt: Option<String>,
     /// Why it did not complete (denied, expired, failed or cancelled), or why its outcome is not known yet.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schemars(with = "String")]
@@ -93,6 +97,7 @@ pub fn status_output(intent: &StoredIntent) -> TransferStatusOutput {
         memo: terms.memo.clone(),
         expires_at: expires_at.map(Millis::rfc3339),
         transfer,
+        receipt: matches!(intent.state, IntentState::Completed { .. }).then(|| intent.server_receipt.clone()).flatten(),
         reason,
     }
 }

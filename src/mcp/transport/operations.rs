@@ -1,5 +1,6 @@
 //! The routes operators and orchestrators probe, beside `/mcp` on the same listener: `GET /healthz`,
-//! `GET /readyz` and `GET /metrics`.
+//! `GET /readyz` and `GET /metrics`; and the server's public signing key
+//! (`GET /.well-known/bankguard-keys.json`), which anyone checking a transfer receipt needs.
 //!
 //! They sit outside the token check and the `Host`/`Origin` gate (a load balancer or Prometheus
 //! sends neither a holder's token nor a browser's headers), so they tell nothing about anyone: no
@@ -16,18 +17,31 @@ use axum::routing::get;
 use crate::mcp::Backends;
 use crate::mcp::lifecycle::StoreError;
 use crate::mcp::metrics;
+use crate::mcp::server_key::JWKS_PATH;
 
 pub const HEALTH_PATH: &str = "/healthz";
 pub const READY_PATH: &str = "/readyz";
 pub const METRICS_PATH: &str = "/metrics";
 
-/// The three routes, each answering only `GET` (and `HEAD`).
+/// The four routes, each answering only `GET` (and `HEAD`).
 pub fn routes(backends: Arc<Backends>) -> Router {
     Router::new()
         .route(HEALTH_PATH, get(health))
         .route(READY_PATH, get(ready))
         .route(METRICS_PATH, get(scrape))
+        .route(JWKS_PATH, get(server_keys))
         .with_state(backends)
+}
+
+/// This server's public key as a JWK set: what checks its receipts and signed audit heads.
+async fn server_keys(State(backends): State<Arc<Backends>>) -> Response {
+    match backends.store().server_key() {
+        Some(key) => {
+            let body = serde_json::to_string(&key.trusted().jwk_set()).expect("a JWK set serialises");
+            ([(header::CONTENT_TYPE, "application/jwk-set+json")], body).into_response()
+        }
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Alive: the process answers. Touches nothing else, so a slow store never gets it restarted.

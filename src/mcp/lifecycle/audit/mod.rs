@@ -1,14 +1,14 @@
 //! The audit trail: an append-only, hash-chained record of every decision about a transfer, kept
 //! in the intent store beside the intents (`audit_entries`), and heads of the chain signed by the
-//! server's own key (`signed_heads`).
+//! server's own key (`signed_heads`, [`crate::mcp::server_key`]).
 //!
 //! - One entry per lifecycle transition and per creation, written by [`super::store::IntentStore`]
 //!   in the same database transaction as the change it records, and one per policy refusal. Each
 //!   entry is an [`AuditRecord`] built field by field from the intent's terms and the event: the
 //!   lifecycle state itself is never serialised into the log, because `executing` and
 //!   `outcome_unknown` carry the approval's token. No secret and no token is ever written.
-//! - [`key`]: the server's audit key (ES256, generated into the data directory on first start) and
-//!   the compact JWS it signs each head with.
+//! - [`HeadClaims`]: what a signed head says, as a compact JWS of type [`HEAD_TYPE`] signed with the
+//!   server's key (ES256, generated into the data directory on first start).
 //! - [`verify`]: what `bankguard audit verify` checks, on entries and heads as read from the store.
 //!
 //! # The chain, precisely
@@ -22,7 +22,8 @@
 //!
 //! The canonical JSON is the [`AuditRecord`] (which includes `seq` and `prev_hash`) serialised by
 //! `serde_json` without whitespace: an object whose keys are in lexicographic (byte) order at every
-//! level, each field always present (an absent value is `null`), integers as JSON integers (amounts
+//! level, each field always present (an absent value is `null`) except `client`, which is left out
+//! when unknown (entries written before clients were recorded have none, and keep their hashes), integers as JSON integers (amounts
 //! in minor units), strings in UTF-8 with `serde_json`'s escaping (only `"`, `\` and control
 //! characters are escaped). The key order is the fields' declaration order, which is alphabetical; a
 //! test checks it. Editing any field of any entry changes its hash; deleting an entry leaves a gap
@@ -31,7 +32,6 @@
 //! Only the entries after the last signed head can be removed without a trace, which is why heads
 //! are signed every [`HEAD_SIGNING_INTERVAL`] while the chain grows and at every clean shutdown.
 
-pub mod key;
 pub mod verify;
 
 use serde::{Deserialize, Serialize};
@@ -44,8 +44,25 @@ use crate::mcp::holder::Holder;
 use crate::mcp::intent::TransferIntent;
 use crate::money::{Currency, MinorUnits};
 
-pub use key::{AuditKey, KEY_FILE};
 pub use verify::{ChainReport, Finding};
+
+/// The JWS `typ` of a signed head.
+pub const HEAD_TYPE: &str = "bankguard-audit-head";
+
+/// What a signed head says: the chain's entry `seq` has `hash`, as of `iat` (seconds).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeadClaims {
+    pub hash: String,
+    pub iat: i64,
+    pub seq: i64,
+}
+
+impl HeadClaims {
+    /// The head at entry `seq` with `hash`, signed at `at` with `key`, as a compact JWS.
+    pub fn sign(key: &crate::mcp::server_key::ServerKey, seq: i64, hash: &str, at: Millis) -> String {
+        key.sign(HEAD_TYPE, &Self { hash: hash.to_owned(), iat: at.0.div_euclid(1000), seq })
+    }
+}
 
 /// How often a runner signs the head of the chain when it moved (and always at shutdown). An
 /// attacker with write access to the database can remove the entries written since the last
@@ -154,6 +171,11 @@ pub struct AuditRecord {
     /// When it was written, in milliseconds since the Unix epoch (the writing server's clock).
     pub at_ms: i64,
     pub binding_message: Option<String>,
+    /// The MCP client that acted ([`Holder::client`]). The one field left out of the canonical JSON
+    /// when absent (not written as `null`), so entries written before clients were recorded keep
+    /// their hashes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
     pub currency: String,
     pub details: AuditDetails,
     pub from_account_id: String,
@@ -183,7 +205,7 @@ impl AuditRecord {
 }
 
 /// An entry as stored: the record and the hash it was stored with.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AuditEntry {
     #[serde(flatten)]
     pub record: AuditRecord,
@@ -196,6 +218,7 @@ pub struct AuditDraft {
     kind: AuditKind,
     owner: String,
     holder_subject: String,
+    client: Option<String>,
     intent_id: Option<String>,
     terms: AuditTerms,
     binding_message: Option<String>,
@@ -210,6 +233,7 @@ impl AuditDraft {
             kind: AuditKind::Created,
             owner: holder.bank_user.clone(),
             holder_subject: holder.subject.clone(),
+            client: holder.client.clone(),
             intent_id: Some(intent.id.clone()),
             terms: AuditTerms::from(intent),
             binding_message: Some(intent.binding_message().as_str().to_owned()),
@@ -280,6 +304,7 @@ impl AuditDraft {
             kind,
             owner: intent.owner.clone(),
             holder_subject: intent.subject().to_owned(),
+            client: intent.client.clone(),
             intent_id: Some(intent.id().to_owned()),
             terms: AuditTerms::from(&intent.terms),
             binding_message: Some(intent.terms.binding_message().as_str().to_owned()),
@@ -294,6 +319,7 @@ impl AuditDraft {
             kind: AuditKind::PolicyRefused,
             owner: holder.bank_user.clone(),
             holder_subject: holder.subject.clone(),
+            client: holder.client.clone(),
             intent_id: None,
             terms: terms.clone(),
             binding_message: None,
@@ -317,6 +343,7 @@ impl AuditDraft {
             amount_minor: amount.0,
             at_ms: at.0,
             binding_message: self.binding_message,
+            client: self.client,
             currency: currency.as_str().to_owned(),
             details: self.details,
             from_account_id,
@@ -353,6 +380,7 @@ pub struct AuditRow {
     pub details: String,
     pub prev_hash: String,
     pub hash: String,
+    pub client: Option<String>,
 }
 
 impl AuditRow {
@@ -366,6 +394,7 @@ impl AuditRow {
                 amount_minor: self.amount_minor,
                 at_ms: self.at_ms,
                 binding_message: self.binding_message.clone(),
+                client: self.client.clone(),
                 currency: self.currency.clone(),
                 details,
                 from_account_id: self.from_account_id.clone(),
@@ -444,6 +473,27 @@ mod tests {
         assert_eq!(value.as_object().unwrap().len(), 15, "every field present, null when absent: {json}");
         assert_eq!(value["details"].as_object().unwrap().len(), 6, "{json}");
         assert!(json.contains(r#""intent_id":null"#) && json.contains(r#""amount_minor":2500"#), "{json}");
+    }
+
+    #[test]
+    fn the_client_is_recorded_when_known_and_left_out_when_not_so_older_entries_keep_their_hashes() {
+        let without = record();
+        assert!(!without.canonical_json().contains("client"), "{}", without.canonical_json());
+        let holder = Holder::configured("alice").through_declared_client(Some("Claude Code"));
+        let terms = AuditTerms {
+            from_account_id: without.from_account_id.clone(),
+            to_account_id: without.to_account_id.clone(),
+            amount: MinorUnits(without.amount_minor),
+            currency: "USD".parse().unwrap(),
+            memo: without.memo.clone(),
+        };
+        let with = AuditDraft::policy_refusal(&holder, &terms, "per_transfer_max", "over 1000.00 USD")
+            .seal(1, GENESIS_HASH.into(), Millis(1_000))
+            .record;
+        let json = with.canonical_json();
+        assert!(json.contains(r#""binding_message":null,"client":"Claude Code (declared)","currency""#), "{json}");
+        assert_eq!(json, sorted(&serde_json::from_str(&json).unwrap()));
+        assert_ne!(with.hash(), without.hash(), "the client is covered by the hash");
     }
 
     #[test]

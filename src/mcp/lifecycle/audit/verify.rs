@@ -6,9 +6,9 @@
 
 use std::collections::HashMap;
 
-use super::key::HeadVerifier;
-use super::{AuditRow, GENESIS_HASH, SignedHead};
+use super::{AuditRow, GENESIS_HASH, HEAD_TYPE, HeadClaims, SignedHead};
 use crate::clock::Millis;
+use crate::mcp::server_key::TrustedKeys;
 
 /// A chain that verified.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,8 @@ pub struct Finding {
     pub problem: String,
 }
 
-/// Checks `rows` (in `seq` order) and `heads` (in `seq` order) with `verifier`.
-pub fn verify(rows: &[AuditRow], heads: &[SignedHead], verifier: &HeadVerifier) -> Result<ChainReport, Finding> {
+/// Checks `rows` (in `seq` order) and `heads` (in `seq` order), each head against `trusted`.
+pub fn verify(rows: &[AuditRow], heads: &[SignedHead], trusted: &TrustedKeys) -> Result<ChainReport, Finding> {
     let mut findings = Vec::new();
     let mut hashes: HashMap<i64, &str> = HashMap::new();
     let mut expected = 1;
@@ -84,7 +84,7 @@ pub fn verify(rows: &[AuditRow], heads: &[SignedHead], verifier: &HeadVerifier) 
     // Heads are checked in order: the entries between two heads are vouched for by the later one.
     let mut vouched_through = 0;
     for head in heads {
-        let claims = match verifier.verify(&head.jws) {
+        let claims = match trusted.verify::<HeadClaims>(HEAD_TYPE, &head.jws) {
             Ok(claims) => claims,
             Err(problem) => {
                 findings.push(Finding { seq: head.seq, problem: format!("the head signed at this entry: {problem}") });

@@ -12,10 +12,10 @@ use std::sync::Arc;
 use super::{Backend, IntentStore, StoreError};
 use crate::clock::Millis;
 use crate::mcp::holder::Holder;
-use crate::mcp::lifecycle::audit::key::HeadVerifier;
 use crate::mcp::lifecycle::audit::{
-    AuditDraft, AuditEntry, AuditKey, AuditRow, AuditTerms, ChainReport, Finding, GENESIS_HASH, SignedHead, verify,
+    AuditDraft, AuditEntry, AuditRow, AuditTerms, ChainReport, Finding, GENESIS_HASH, HeadClaims, SignedHead, verify,
 };
+use crate::mcp::server_key::{ServerKey, TrustedKeys};
 use crate::sqlite::BEGIN_WRITE;
 
 /// The advisory lock (two-key form, apart from the per-holder locks' one-key form) that
@@ -39,8 +39,9 @@ macro_rules! append_entry {
         let record = &entry.record;
         sqlx::query(
             "INSERT INTO audit_entries (seq, at_ms, kind, owner, holder_subject, intent_id, from_account_id,
-                 to_account_id, amount_minor, currency, memo, binding_message, reference, details, prev_hash, hash)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+                 to_account_id, amount_minor, currency, memo, binding_message, reference, details, prev_hash, hash,
+                 client)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
         )
         .bind(record.seq)
         .bind(record.at_ms)
@@ -58,6 +59,7 @@ macro_rules! append_entry {
         .bind(serde_json::to_string(&record.details).expect("details serialise"))
         .bind(&record.prev_hash)
         .bind(&entry.hash)
+        .bind(&record.client)
         .execute(&mut *$connection)
         .await?;
         Ok(entry)
@@ -84,9 +86,10 @@ impl AuditAppend for sqlx::PgConnection {
 }
 
 impl IntentStore {
-    /// Signs heads of the audit chain with `key` ([`IntentStore::sign_audit_head`]).
-    pub fn with_audit_key(mut self, key: Arc<AuditKey>) -> Self {
-        self.audit_key = Some(key);
+    /// Signs heads of the audit chain ([`IntentStore::sign_audit_head`]) and receipts of completed
+    /// transfers with `key`.
+    pub fn with_server_key(mut self, key: Arc<ServerKey>) -> Self {
+        self.server_key = Some(key);
         self
     }
 
@@ -121,7 +124,7 @@ impl IntentStore {
     /// Signs the chain's head if it moved since the last signed head (any replica's); the head
     /// signed, or `None` when there was nothing new to sign or this store has no audit key.
     pub async fn sign_audit_head(&self) -> Result<Option<SignedHead>, StoreError> {
-        let Some(key) = &self.audit_key else { return Ok(None) };
+        let Some(key) = &self.server_key else { return Ok(None) };
         let now = self.clock.now();
         let signed = with_pool!(self.backend().await?, writer, |pool| {
             let head: Option<(i64, String)> =
@@ -133,7 +136,7 @@ impl IntentStore {
             match head {
                 Some((seq, hash)) if signed_through.is_none_or(|through| through < seq) => {
                     let head = SignedHead {
-                        jws: key.sign_head(seq, &hash, now),
+                        jws: HeadClaims::sign(key, seq, &hash, now),
                         seq,
                         hash,
                         signed_at_ms: now.0,
@@ -180,15 +183,15 @@ impl IntentStore {
         rows.iter().map(|row| row.entry().map_err(|what| StoreError::AuditUnreadable { seq: row.seq, what })).collect()
     }
 
-    /// Checks the whole chain and every signed head against `verifier` (the server's audit key):
-    /// the store's answer is the chain's report, or the first bad entry.
-    pub async fn verify_audit(&self, verifier: &HeadVerifier) -> Result<Result<ChainReport, Finding>, StoreError> {
+    /// Checks the whole chain and every signed head against `trusted` (the server keys whose heads
+    /// count): the store's answer is the chain's report, or the first bad entry.
+    pub async fn verify_audit(&self, trusted: &TrustedKeys) -> Result<Result<ChainReport, Finding>, StoreError> {
         let (rows, heads): (Vec<AuditRow>, Vec<SignedHead>) = with_pool!(self.backend().await?, reader, |pool| {
             let rows = sqlx::query_as("SELECT * FROM audit_entries ORDER BY seq").fetch_all(pool).await?;
             let heads = sqlx::query_as("SELECT * FROM signed_heads ORDER BY seq").fetch_all(pool).await?;
             (rows, heads)
         });
-        Ok(verify::verify(&rows, &heads, verifier))
+        Ok(verify::verify(&rows, &heads, trusted))
     }
 }
 

@@ -27,12 +27,14 @@ use std::time::Duration;
 use tokio::sync::{OnceCell, broadcast, watch};
 
 use self::audit::AuditAppend;
-use super::audit::{AuditDraft, AuditKey};
+use self::consent::SealReceipt;
+use super::audit::AuditDraft;
 use super::state::{Event, IntentState, NoTransition, Status, transition};
 use crate::clock::{Clock, Millis};
 use crate::mcp::holder::Holder;
 use crate::mcp::intent::{AccountLabel, TransferIntent};
 use crate::mcp::policy::{self, Refusal, Rules, Usage};
+use crate::mcp::server_key::ServerKey;
 use crate::money::MinorUnits;
 use crate::sqlite::{BEGIN_WRITE, Database, DatabaseError};
 
@@ -78,6 +80,10 @@ pub struct StoredIntent {
     pub ping_digest: Option<PingDigest>,
     /// What the money policy's limits left when the intent was recorded, if any counted.
     pub policy_note: Option<String>,
+    /// Once completed: the server's signed receipt ([`crate::mcp::consent::receipt`]).
+    pub server_receipt: Option<String>,
+    /// The MCP client that asked for the transfer ([`Holder::client`]).
+    pub client: Option<String>,
 }
 
 /// The SHA-256 of a CIBA `client_notification_token`.
@@ -119,6 +125,8 @@ struct Row {
     created_at_ms: i64,
     ping_digest: Option<Vec<u8>>,
     policy_note: Option<String>,
+    server_receipt: Option<String>,
+    client: Option<String>,
 }
 
 impl Row {
@@ -146,6 +154,8 @@ impl Row {
             created_at: Millis(self.created_at_ms),
             ping_digest: self.ping_digest.and_then(|digest| digest.try_into().ok()),
             policy_note: self.policy_note,
+            server_receipt: self.server_receipt,
+            client: self.client,
         })
     }
 }
@@ -306,6 +316,9 @@ macro_rules! with_pool {
 }
 
 mod audit;
+mod consent;
+
+pub use consent::{ConsentRecord, ConsentRow};
 
 pub struct IntentStore {
     location: StoreLocation,
@@ -316,7 +329,7 @@ pub struct IntentStore {
     signals: Arc<Signals>,
     events: broadcast::Sender<StoreEvent>,
     /// Signs heads of the audit chain; without it, entries are still chained but no head is signed.
-    audit_key: Option<Arc<AuditKey>>,
+    server_key: Option<Arc<ServerKey>>,
 }
 
 impl IntentStore {
@@ -327,7 +340,7 @@ impl IntentStore {
             clock,
             signals: Arc::default(),
             events: broadcast::channel(1024).0,
-            audit_key: None,
+            server_key: None,
         }
     }
 
@@ -369,7 +382,8 @@ impl IntentStore {
     /// Opens the store now, applying its migrations (so a bad location is reported at start, not
     /// at the first call).
     pub async fn open(&self) -> Result<(), StoreError> {
-        self.backend().await.map(|_| ())
+        self.backend().await?;
+        self.register_server_key().await
     }
 
     /// Applies the migrations this build knows and returns how many the store now holds.
@@ -452,10 +466,15 @@ impl IntentStore {
 
     /// The intent with this id, read through the writer (so it sees this process's last write).
     pub async fn reload(&self, id: &str) -> Result<StoredIntent, StoreError> {
+        self.find(id).await?.ok_or_else(|| StoreError::Missing(id.to_owned()))
+    }
+
+    /// The intent with this id, whoever owns it, if there is one (read through the writer).
+    pub async fn find(&self, id: &str) -> Result<Option<StoredIntent>, StoreError> {
         let row: Option<Row> = with_pool!(self.backend().await?, writer, |pool| {
             sqlx::query_as("SELECT * FROM transfer_intents WHERE id = $1").bind(id).fetch_optional(pool).await?
         });
-        row.map(Row::into_intent).transpose()?.ok_or_else(|| StoreError::Missing(id.to_owned()))
+        row.map(Row::into_intent).transpose()
     }
 
     /// The owner's intent recorded under `idempotency_key`, checked against `fingerprint`.
@@ -528,8 +547,8 @@ impl IntentStore {
                 sqlx::query(
                     "INSERT INTO transfer_intents (id, owner, holder_subject, idempotency_key, request_fingerprint,
                          reference, from_account_id, from_label, to_account_id, to_label, amount_minor, currency, memo,
-                         status, state, version, runner, created_at_ms, updated_at_ms, policy_note)
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17, $21
+                         status, state, version, runner, created_at_ms, updated_at_ms, policy_note, client)
+                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 0, $16, $17, $17, $21, $22
                      WHERE (SELECT COUNT(*) FROM transfer_intents WHERE owner = $2 AND status IN ($18, $19)) < $20",
                 )
                 .bind(&terms.id)
@@ -553,6 +572,7 @@ impl IntentStore {
                 .bind(Status::Pending.as_str())
                 .bind(limit)
                 .bind(&policy_note)
+                .bind(&holder.client)
                 .execute(&mut *$tx)
                 .await?
                 .rows_affected()
@@ -610,14 +630,18 @@ impl IntentStore {
                 .bind(intent.version)
             };
         }
-        // The transition and its audit entry commit together or not at all. On PostgreSQL a trigger
-        // announces the new status to every replica when this commits.
+        // The transition, its audit entry and (for a completion) the signed receipt commit together
+        // or not at all. On PostgreSQL a trigger announces the new status to every replica when this
+        // commits.
+        let key = self.server_key.as_deref();
+        let mut receipt = None;
         let updated = match self.backend().await? {
             Backend::Sqlite(db) => {
                 let mut tx = db.writer.begin_with(BEGIN_WRITE).await?;
                 let updated = update!().execute(&mut *tx).await?.rows_affected();
                 if updated == 1 {
-                    tx.append_audit(draft, now).await?;
+                    let entry = tx.append_audit(draft, now).await?;
+                    receipt = tx.seal_receipt(key, intent, &next, &entry, now).await?;
                     tx.commit().await?;
                 }
                 updated
@@ -626,7 +650,8 @@ impl IntentStore {
                 let mut tx = shared.pool.begin().await?;
                 let updated = update!().execute(&mut *tx).await?.rows_affected();
                 if updated == 1 {
-                    tx.append_audit(draft, now).await?;
+                    let entry = tx.append_audit(draft, now).await?;
+                    receipt = tx.seal_receipt(key, intent, &next, &entry, now).await?;
                     tx.commit().await?;
                 }
                 updated
@@ -637,7 +662,12 @@ impl IntentStore {
         }
         let status = next.status();
         self.signals.signal(intent.id(), status);
-        Ok(StoredIntent { state: next, version: intent.version + 1, ..intent.clone() })
+        Ok(StoredIntent {
+            state: next,
+            version: intent.version + 1,
+            server_receipt: receipt.or_else(|| intent.server_receipt.clone()),
+            ..intent.clone()
+        })
     }
 
     /// Applies `event` to the intent as it stands now, retrying on conflicts; for events any process

@@ -172,7 +172,7 @@ async fn a_holder_at_the_pending_limit_is_refused_until_one_is_decided_and_other
         assert!(matches!(retry, Claim::Existing(ref intent) if intent.id() == waiting[1].id()));
 
         // Another holder has limits of their own.
-        let bob = Holder { subject: "auth0|bob".into(), bank_user: "bob".into() };
+        let bob = Holder { subject: "auth0|bob".into(), bank_user: "bob".into(), client: None };
         let Claim::Created(bobs) =
             store.create(&bob, None, "b", &terms(), &runner, &Admission::pending_at_most(3)).await.unwrap()
         else {

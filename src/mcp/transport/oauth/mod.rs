@@ -14,7 +14,6 @@
 //! session id lets nobody read another holder's progress stream. The client's token is never passed
 //! on: the provider and the bank see only the server's own credentials and the holder's approval.
 
-pub mod keys;
 pub mod metadata;
 pub mod verifier;
 
@@ -35,7 +34,7 @@ use serde_json::json;
 
 use crate::config::Config;
 use crate::mcp::holder::Holder;
-use keys::AuthorizationServerKeys;
+use crate::provider_keys::AuthorizationServerKeys;
 use metadata::ResourceMetadata;
 use verifier::{Expectations, Refusal, TokenVerifier};
 

@@ -18,8 +18,8 @@ use jsonwebtoken::{Algorithm, Validation};
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use super::keys::{AuthorizationServerKeys, KeyError};
 use crate::mcp::holder::Holder;
+use crate::provider_keys::{AuthorizationServerKeys, KeyError};
 
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECONDS: u64 = 60;
@@ -133,7 +133,12 @@ impl TokenVerifier {
         if !claims.scopes().any(|scope| scope == self.expect.scope) {
             return Err(Refusal::InsufficientScope);
         }
-        Ok(Holder { subject, bank_user })
+        // RFC 9068 §2.2: the client the token was issued to (`azp` where a provider uses that instead).
+        let client = ["client_id", "azp"]
+            .iter()
+            .find_map(|claim| claims.other.get(*claim).and_then(Value::as_str).filter(|id| !id.is_empty()))
+            .map(str::to_owned);
+        Ok(Holder { subject, bank_user, client })
     }
 }
 

@@ -8,15 +8,16 @@ use super::super::{Admission, Backend, Claim, IntentStore, RunnerId, StoredInten
 use crate::bank::TransferReceipt;
 use crate::ciba::types::Secret;
 use crate::clock::Millis;
-use crate::mcp::lifecycle::audit::{AuditEntry, AuditKey, AuditKind, AuditTerms, Finding, GENESIS_HASH};
+use crate::mcp::lifecycle::audit::{AuditEntry, AuditKind, AuditTerms, Finding, GENESIS_HASH};
 use crate::mcp::lifecycle::state::Event;
+use crate::mcp::server_key::ServerKey;
 use crate::money::MinorUnits;
 
 /// The store with an audit key of its own (the key's directory lives as long as the store's test).
-fn keyed(store: IntentStore) -> (IntentStore, Arc<AuditKey>, tempfile::TempDir) {
+fn keyed(store: IntentStore) -> (IntentStore, Arc<ServerKey>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let key = Arc::new(AuditKey::load_or_generate(dir.path()).unwrap());
-    (store.with_audit_key(key.clone()), key, dir)
+    let key = Arc::new(ServerKey::load_or_generate(dir.path()).unwrap());
+    (store.with_server_key(key.clone()), key, dir)
 }
 
 async fn created(store: &IntentStore) -> StoredIntent {
@@ -45,8 +46,8 @@ fn refused_terms(amount: i64) -> AuditTerms {
     }
 }
 
-async fn verify(store: &IntentStore, key: &AuditKey) -> Result<crate::mcp::lifecycle::audit::ChainReport, Finding> {
-    store.verify_audit(key.verifier()).await.unwrap()
+async fn verify(store: &IntentStore, key: &ServerKey) -> Result<crate::mcp::lifecycle::audit::ChainReport, Finding> {
+    store.verify_audit(&key.trusted()).await.unwrap()
 }
 
 /// Runs `statements` as someone with write access to the database would: the append-only trigger
@@ -306,7 +307,78 @@ async fn writers_appending_at_once_make_one_linear_chain() {
         let entries = stores[0].audit_entries(None, None).await.unwrap();
         assert_eq!(entries.iter().map(|entry| entry.record.seq).collect::<Vec<_>>(), (1..=45).collect::<Vec<_>>());
         let dir = tempfile::tempdir().unwrap();
-        let key = AuditKey::load_or_generate(dir.path()).unwrap();
+        let key = ServerKey::load_or_generate(dir.path()).unwrap();
         assert_eq!(verify(&stores[0], &key).await.unwrap().entries, 45, "one linear chain");
+    }
+}
+
+#[tokio::test]
+async fn every_completion_seals_one_receipt_naming_its_audit_entry_and_the_approval_that_was_checked() {
+    use crate::mcp::consent::approval::{Witnessed, token_digest};
+    use crate::mcp::consent::evidence::{self, EvidenceError};
+    use crate::mcp::consent::receipt::ReceiptClaims;
+    for (kind, TestStore { store, _dir }) in every_store().await {
+        eprintln!("on {kind}");
+        let (store, key, _key_dir) = keyed(store);
+        store.register_server_key().await.unwrap();
+        let expires = Millis(i64::MAX / 2);
+        let token = Secret::new("eyJ.checked.token");
+
+        // Approved with a token that was checked, then executed.
+        let pending = store.apply(&created(&store).await, accepted()).await.unwrap();
+        let witnessed = Witnessed {
+            issuer: "https://provider.example/".into(),
+            audience: Some("https://bank.example/api".into()),
+            token: token.clone(),
+            jwks: Some(r#"{"keys":[]}"#.into()),
+            jti: Some("jti-1".into()),
+            problem: None,
+        };
+        store.record_witnessed(pending.id(), &witnessed).await.unwrap();
+        let executing =
+            store.apply(&pending, Event::Approved { token: token.clone(), token_expires_at: expires }).await.unwrap();
+        assert!(executing.server_receipt.is_none(), "no receipt before the money moved");
+        let completed =
+            store.apply(&executing, Event::BankExecuted { receipt: receipt("trf_executed") }).await.unwrap();
+        let claims = ReceiptClaims::verify(completed.server_receipt.as_deref().unwrap(), &key.trusted()).unwrap();
+        let executed = store.audit_entries(None, None).await.unwrap().pop().unwrap();
+        assert_eq!((claims.audit.seq, claims.audit.hash.as_str()), (executed.record.seq, executed.hash.as_str()));
+        assert_eq!(executed.record.kind, AuditKind::Executed);
+        assert_eq!((claims.intent_id.as_str(), claims.transfer.id.as_str()), (completed.id(), "trf_executed"));
+        let approval = claims.approval.unwrap();
+        assert_eq!((approval.iss.as_str(), approval.jti.as_deref()), ("https://provider.example/", Some("jti-1")));
+        assert_eq!(approval.token_sha256, token_digest(token.expose()));
+        assert_eq!(store.reload(completed.id()).await.unwrap().server_receipt, completed.server_receipt, "stored");
+        let record = store.consent_record(completed.id()).await.unwrap().unwrap();
+        assert_eq!(record.consent.unwrap().provider_token, token.expose());
+        assert_eq!(record.audit.len(), 4);
+        assert_eq!(record.signer_jwk.unwrap(), serde_json::to_string(key.public_jwk()).unwrap());
+
+        // Approved with a token that was never checked, the bank silent, found by a lookup: the
+        // receipt is sealed with the reconciliation and names no attestation.
+        let pending = store.apply(&created(&store).await, accepted()).await.unwrap();
+        let executing =
+            store.apply(&pending, Event::Approved { token: token.clone(), token_expires_at: expires }).await.unwrap();
+        let unknown = store
+            .apply(&executing, Event::BankUnanswered { detail: "connection reset".into(), since: Millis(0) })
+            .await
+            .unwrap();
+        assert!(unknown.server_receipt.is_none());
+        let found = store.apply(&unknown, Event::LookupFound { receipt: receipt("trf_found") }).await.unwrap();
+        let claims = ReceiptClaims::verify(found.server_receipt.as_deref().unwrap(), &key.trusted()).unwrap();
+        assert_eq!(claims.approval, None, "no checked token, no attestation named");
+        assert_eq!(claims.transfer.id, "trf_found");
+        let reconciled = store.audit_entries(None, None).await.unwrap().pop().unwrap();
+        assert_eq!((reconciled.record.kind, reconciled.hash), (AuditKind::Reconciled, claims.audit.hash));
+        // Neither it nor an intent still pending makes an evidence pack.
+        let out = tempfile::tempdir().unwrap();
+        let unrecorded = store.consent_record(found.id()).await.unwrap().unwrap();
+        let refused = evidence::write(&unrecorded, Some(&key), &out.path().join("a")).unwrap_err();
+        assert!(matches!(refused, EvidenceError::NotRecorded(_)), "{refused}");
+        let waiting = store.apply(&created(&store).await, accepted()).await.unwrap();
+        let waiting = store.consent_record(waiting.id()).await.unwrap().unwrap();
+        let refused = evidence::write(&waiting, Some(&key), &out.path().join("b")).unwrap_err();
+        assert!(refused.to_string().contains("is pending: only a completed transfer"), "{refused}");
+        assert!(store.consent_record("int_nothing").await.unwrap().is_none());
     }
 }

@@ -1,5 +1,7 @@
-//! The signing keys of the authorization server that issues MCP clients' access tokens: found
-//! through its metadata, cached, and fetched again when a token names a key we do not hold.
+//! An authorization server's published signing keys: found through its metadata, cached, and
+//! fetched again when a token names a key we do not hold. Used for the access tokens MCP clients
+//! sign in with (`mcp.auth = "oauth"`) and for the approvals the CIBA provider issues, whose key
+//! set is kept as fetched for the transfer's evidence pack.
 //!
 //! The metadata is looked up as RFC 8414 defines it (`/.well-known/oauth-authorization-server`
 //! inserted before the issuer's path), then as OpenID Connect Discovery does
@@ -31,6 +33,8 @@ const RETRY_BEFORE_FIRST_FETCH: Duration = Duration::from_secs(1);
 pub struct PublishedKey {
     pub key: DecodingKey,
     pub algorithms: Vec<Algorithm>,
+    /// The key set document (JWKS) it was published in, exactly as fetched.
+    pub document: Arc<str>,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -119,11 +123,11 @@ impl AuthorizationServerKeys {
         cache.last_attempt = Some(Instant::now());
         match fetched {
             Ok((jwks_uri, keys)) => {
-                tracing::info!(issuer = %self.issuer, keys = keys.len(), "fetched the MCP authorization server's keys");
+                tracing::info!(issuer = %self.issuer, keys = keys.len(), "fetched the authorization server's keys");
                 *cache = Cache { keys, jwks_uri: Some(jwks_uri), fetched_once: true, ..std::mem::take(&mut *cache) };
             }
             Err(reason) => {
-                tracing::warn!(issuer = %self.issuer, %reason, "could not fetch the MCP authorization server's keys")
+                tracing::warn!(issuer = %self.issuer, %reason, "could not fetch the authorization server's keys")
             }
         }
     }
@@ -136,12 +140,8 @@ impl AuthorizationServerKeys {
             Some(uri) => uri,
             None => self.discover().await?,
         };
-        let set: JwkSet = self.get_json(&jwks_uri).await?;
-        let keys = set
-            .keys
-            .iter()
-            .filter_map(|jwk| Some((jwk.common.key_id.clone()?, Arc::new(published_key(jwk)?))))
-            .collect();
+        let document: Arc<str> = self.get_text(&jwks_uri).await?.into();
+        let keys = published_keys(&document).map_err(|e| format!("GET {jwks_uri}: {e}"))?;
         Ok((jwks_uri, keys))
     }
 
@@ -164,18 +164,22 @@ impl AuthorizationServerKeys {
     }
 
     async fn get_json<T: serde::de::DeserializeOwned>(&self, url: &str) -> Result<T, String> {
+        serde_json::from_str(&self.get_text(url).await?).map_err(|e| format!("GET {url}: unreadable JSON: {e}"))
+    }
+
+    async fn get_text(&self, url: &str) -> Result<String, String> {
         let response =
             self.http.get(url).send().await.map_err(|e| format!("GET {url}: {}", crate::http_client::reason(&e)))?;
         let status = response.status();
         if !status.is_success() {
             return Err(format!("GET {url}: HTTP {status}"));
         }
-        response.json().await.map_err(|e| format!("GET {url}: unreadable JSON: {e}"))
+        response.text().await.map_err(|e| format!("GET {url}: {}", crate::http_client::reason(&e)))
     }
 }
 
 /// RFC 8414 §3.1's metadata URL for `issuer`, then OpenID Connect Discovery's.
-fn metadata_urls(issuer: &str) -> Result<[String; 2], String> {
+pub fn metadata_urls(issuer: &str) -> Result<[String; 2], String> {
     let url = Url::parse(issuer).map_err(|_| format!("the issuer {issuer:?} is not a URL"))?;
     let path = url.path().trim_end_matches('/');
     let origin = url.origin().ascii_serialization();
@@ -185,9 +189,19 @@ fn metadata_urls(issuer: &str) -> Result<[String; 2], String> {
     ])
 }
 
+/// The usable keys of a key set document, by `kid` (keys without one cannot be named by a token).
+pub fn published_keys(document: &Arc<str>) -> Result<HashMap<String, Arc<PublishedKey>>, String> {
+    let set: JwkSet = serde_json::from_str(document).map_err(|e| format!("not a JWK set: {e}"))?;
+    Ok(set
+        .keys
+        .iter()
+        .filter_map(|jwk| Some((jwk.common.key_id.clone()?, Arc::new(published_key(jwk, document.clone())?))))
+        .collect())
+}
+
 /// The algorithms a published key may verify, or `None` for keys never used here: keys for
 /// encryption, symmetric keys, and keys of other types or curves.
-fn published_key(jwk: &Jwk) -> Option<PublishedKey> {
+fn published_key(jwk: &Jwk, document: Arc<str>) -> Option<PublishedKey> {
     if matches!(jwk.common.public_key_use, Some(ref usage) if *usage != PublicKeyUse::Signature) {
         return None;
     }
@@ -210,7 +224,7 @@ fn published_key(jwk: &Jwk) -> Option<PublishedKey> {
     if algorithms.is_empty() {
         return None;
     }
-    Some(PublishedKey { key: DecodingKey::from_jwk(jwk).ok()?, algorithms })
+    Some(PublishedKey { key: DecodingKey::from_jwk(jwk).ok()?, algorithms, document })
 }
 
 #[cfg(test)]
@@ -244,12 +258,13 @@ mod tests {
             "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU", "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"
         }))
         .unwrap();
-        assert_eq!(published_key(&jwk).unwrap().algorithms, [Algorithm::ES256]);
+        let document: Arc<str> = Arc::from("{}");
+        assert_eq!(published_key(&jwk, document.clone()).unwrap().algorithms, [Algorithm::ES256]);
         let mut mismatched = jwk.clone();
         mismatched.common.key_algorithm = Some(KeyAlgorithm::RS256);
-        assert!(published_key(&mismatched).is_none(), "an EC key declared RS256 is never used");
+        assert!(published_key(&mismatched, document.clone()).is_none(), "an EC key declared RS256 is never used");
         let mut encryption = jwk;
         encryption.common.public_key_use = Some(PublicKeyUse::Encryption);
-        assert!(published_key(&encryption).is_none());
+        assert!(published_key(&encryption, document).is_none());
     }
 }
