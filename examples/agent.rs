@@ -8,21 +8,56 @@
 //! ```
 //!
 //! Approve (or deny) on the page, or with `bankguard approve --latest`, and watch the agent finish.
+//!
+//! A tool call's answer is a stream that lasts as long as the server waits (up to
+//! `mcp.max_wait_seconds`), so the HTTP client has no overall timeout: with one, the stream was cut
+//! every 10 s, rmcp resumed it with `Last-Event-ID`, and the server sent the last event again, so a
+//! progress line was printed twice with a time left already past. A progress notification that does
+//! not advance its token's `progress` (MCP requires it to increase) is such a replay and is dropped.
 
+use std::collections::HashMap;
 use std::error::Error;
+use std::sync::Mutex;
+use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam};
+use rmcp::model::{
+    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProgressNotificationParam, ProgressToken,
+};
 use rmcp::service::NotificationContext;
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ClientHandler, RoleClient, ServiceExt};
 
-/// Prints progress notifications the moment they arrive.
-struct Agent;
+/// Longer than any tool call may stream: `mcp.max_wait_seconds` is at most 300.
+const CALL_TIMEOUT: Duration = Duration::from_secs(330);
+/// The server sends keep-alives on open streams well within this.
+const SILENCE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Prints each progress notification the moment it arrives, once.
+#[derive(Default)]
+struct Agent {
+    /// The latest `progress` printed for each token.
+    printed: Mutex<HashMap<ProgressToken, f64>>,
+}
+
+impl Agent {
+    /// Whether `progress` moves its token forward, recording it if so.
+    fn advances(&self, progress: &ProgressNotificationParam) -> bool {
+        let mut printed = self.printed.lock().expect("printed progress");
+        let last = printed.entry(progress.progress_token.clone()).or_insert(f64::NEG_INFINITY);
+        if progress.progress <= *last {
+            return false;
+        }
+        *last = progress.progress;
+        true
+    }
+}
 
 impl ClientHandler for Agent {
     async fn on_progress(&self, progress: ProgressNotificationParam, _: NotificationContext<RoleClient>) {
-        println!("  … {}", progress.message.unwrap_or_default());
+        if self.advances(&progress) {
+            println!("  … {}", progress.message.unwrap_or_default());
+        }
     }
 
     fn get_info(&self) -> ClientConfig {
@@ -39,10 +74,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let amount = args.next().unwrap_or_else(|| "25.00".to_owned());
     let memo = args.next().unwrap_or_else(|| "Dinner, sent by the example agent".to_owned());
 
-    let http = bankguard::http_client::builder().build()?;
+    let http = bankguard::http_client::builder().timeout(CALL_TIMEOUT).read_timeout(SILENCE_TIMEOUT).build()?;
     let transport =
         StreamableHttpClientTransport::with_client(http, StreamableHttpClientTransportConfig::with_uri(url.clone()));
-    let client = Agent.serve(transport).await?;
+    let client = Agent::default().serve(transport).await?;
     let server = client.peer_info().and_then(|info| info.server_info.clone());
     println!("connected to {url} ({})", server.map(|s| format!("{} {}", s.name, s.version)).unwrap_or_default());
 

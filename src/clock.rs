@@ -144,6 +144,27 @@ impl TimeSource for ManualClock {
     }
 }
 
+/// A time left as a person reads it at a glance, in the largest units that matter: `4:40` under an
+/// hour, `2 h 05 min` under a day, `2 d 03 h` beyond (approvals may last up to three days). Always
+/// rounded down, so it never promises more time than there is. The approval page's countdown
+/// (`devstack::authz::page`) writes the same in its script.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TimeLeft(pub Duration);
+
+impl std::fmt::Display for TimeLeft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const MINUTE: u64 = 60;
+        const HOUR: u64 = 60 * MINUTE;
+        const DAY: u64 = 24 * HOUR;
+        let seconds = self.0.as_secs();
+        match seconds {
+            s if s < HOUR => write!(f, "{}:{:02}", s / MINUTE, s % MINUTE),
+            s if s < DAY => write!(f, "{} h {:02} min", s / HOUR, s % HOUR / MINUTE),
+            s => write!(f, "{} d {:02} h", s / DAY, s % DAY / HOUR),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,5 +189,21 @@ mod tests {
         assert_eq!(Millis(5_000).until(Millis(7_500)), Duration::from_millis(2_500));
         assert_eq!(Millis(5_000).until(Millis(1_000)), Duration::ZERO);
         assert_eq!(Millis(0).rfc3339(), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn time_left_reads_in_minutes_then_hours_then_days() {
+        let left = |seconds| TimeLeft(Duration::from_secs(seconds)).to_string();
+        assert_eq!(left(0), "0:00");
+        assert_eq!(left(59), "0:59");
+        assert_eq!(left(280), "4:40");
+        assert_eq!(left(3_599), "59:59");
+        assert_eq!(left(3_600), "1 h 00 min");
+        assert_eq!(left(7_500), "2 h 05 min", "125 minutes");
+        assert_eq!(left(86_399), "23 h 59 min");
+        assert_eq!(left(86_400), "1 d 00 h");
+        assert_eq!(left(2 * 86_400 + 3 * 3_600 + 59 * 60), "2 d 03 h", "rounded down, never up");
+        assert_eq!(left(259_200), "3 d 00 h", "the longest approval");
+        assert_eq!(TimeLeft(Duration::from_millis(59_999)).to_string(), "0:59");
     }
 }

@@ -82,7 +82,10 @@ pub struct McpConfig {
     /// The bank API's base URL. Unset: the embedded bank API at `bank_api.listen`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bank_api_url: Option<String>,
-    /// How long the holder has to approve (`requested_expiry`), 1 to 300 seconds.
+    /// How long the holder has to approve (`requested_expiry`), 1 to 259200 seconds (three days).
+    /// Auth0 sends a request that may wait longer than 300 s through its email channel instead of a
+    /// Guardian push. A tool call waits at most `max_wait_seconds` and then answers "pending"; the
+    /// wait goes on in the background and `get_transfer_status` follows it.
     pub requested_expiry_seconds: u64,
     /// `poll`, or `ping` (HTTP transport only: the provider calls `/ciba/notify` on this server).
     pub delivery_mode: DeliveryMode,
@@ -737,8 +740,8 @@ impl McpConfig {
                 return invalid(key, "must be one scope, without spaces");
             }
         }
-        if !(1..=300).contains(&self.requested_expiry_seconds) {
-            return invalid("requested_expiry_seconds", "must be between 1 and 300");
+        if !(1..=259_200).contains(&self.requested_expiry_seconds) {
+            return invalid("requested_expiry_seconds", "must be between 1 and 259200 (three days)");
         }
         if !(1..=10).contains(&self.progress_interval_seconds) {
             return invalid("progress_interval_seconds", "must be between 1 and 10");

@@ -1,17 +1,19 @@
 //! The `bankguard` command line: parses arguments, loads configuration, and runs one subcommand.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{ArgGroup, Args, Parser, Subcommand};
 
+use bankguard::clock::TimeLeft;
 use bankguard::config::Config;
 use bankguard::devstack::authz::clients::MCP_CLIENT_FILE;
 use bankguard::devstack::authz::device::PendingApproval;
 use bankguard::devstack::device_client::DeviceClient;
-use bankguard::devstack::{DevStack, seed};
+use bankguard::devstack::{DevStack, RunningStack, seed};
+use bankguard::http_server::{self, ListenSetting};
 use bankguard::mcp::Backends;
 use bankguard::mcp::lifecycle::{IntentStore, StoreLocation};
 use bankguard::mcp::server_key::{ServerKey, TrustedKeys};
@@ -337,29 +339,22 @@ async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> 
         config.mcp.client_secret = Some(stack.mcp_client.client_secret.clone());
     }
     let backends = Arc::new(Backends::from_config(&config, true)?);
-    let listener = RunningHttp::bind(config.mcp.listen).await?;
+    let listener = http_server::bind(config.mcp.listen, ListenSetting::MCP).await?;
     let server = RunningHttp::start(listener, backends, &config).await?;
     let url = server.url();
-    let binary = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "bankguard".into());
-    let data_dir = std::fs::canonicalize(&config.data_dir).unwrap_or_else(|_| config.data_dir.clone());
+    let device = format!("{}?user={}", stack.running.device, url_encoded(&config.mcp.user));
     println!("bankguard demo is running (Ctrl-C stops it)");
     println!("  MCP endpoint       {url}");
-    println!("  approval device    {}   <- open it: it plays {}'s phone", stack.running.device, config.mcp.user);
+    println!("  approval device    {device}   <- open it: it plays {}'s phone", config.mcp.user);
     println!("  bank API           {}", stack.running.bank_api);
+    println!("  data directory     {}", absolute(&config.data_dir).display());
     println!();
     println!(
         "  MCP Inspector      npx @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list"
     );
     println!("  scripted agent     cargo run --example agent -- {url}");
     println!("  stdio clients      add to your client's mcp.json (see mcp.json.example):");
-    println!(
-        "    {}",
-        serde_json::json!({"mcpServers": {"bankguard": {
-            "command": binary, "args": ["serve"],
-            "env": {"BANKGUARD_DATA_DIR": data_dir.display().to_string(),
-                    "BANKGUARD_MCP__ISSUER": stack.running.issuer,
-                    "BANKGUARD_MCP__BANK_API_URL": stack.running.bank_api}}}})
-    );
+    println!("    {}", stdio_snippet(&config, &stack.running));
     shutdown_signal().await;
     server.shutdown().await?;
     stack.shutdown().await;
@@ -369,7 +364,8 @@ async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> 
 
 async fn run_dev(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     let stack = DevStack::start(&config).await?;
-    let data_dir = config.data_dir.display();
+    let data_dir = absolute(&config.data_dir);
+    let data_dir = data_dir.display();
     let running = &stack.running;
     println!("bankguard dev is running (Ctrl-C stops it)");
     println!("  authorization server  {}", running.issuer);
@@ -378,10 +374,35 @@ async fn run_dev(config: Config) -> Result<(), Box<dyn std::error::Error>> {
     println!("  MCP client            {} (secret in {data_dir}/{MCP_CLIENT_FILE})", stack.mcp_client.client_id);
     println!("  data directory        {data_dir}");
     println!("  demo users            {}", seed::USERS.iter().map(|u| u.subject).collect::<Vec<_>>().join(", "));
+    println!();
+    println!("  stdio clients         add to your client's mcp.json (see mcp.json.example), for {}:", config.mcp.user);
+    println!("    {}", stdio_snippet(&config, running));
     shutdown_signal().await;
     stack.shutdown().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The `mcp.json` entry that runs `bankguard serve` over stdio against the running stack: this
+/// binary and the data directory by absolute path, so it works from whatever directory a client
+/// starts it in.
+fn stdio_snippet(config: &Config, running: &RunningStack) -> serde_json::Value {
+    let binary = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "bankguard".into());
+    serde_json::json!({"mcpServers": {"bankguard": {
+        "command": binary, "args": ["serve"],
+        "env": {"BANKGUARD_DATA_DIR": absolute(&config.data_dir).display().to_string(),
+                "BANKGUARD_MCP__ISSUER": running.issuer,
+                "BANKGUARD_MCP__BANK_API_URL": running.bank_api}}}})
+}
+
+/// `path` made absolute (symbolic links resolved when it exists), for messages a person may paste
+/// elsewhere.
+fn absolute(path: &Path) -> PathBuf {
+    std::fs::canonicalize(path).or_else(|_| std::path::absolute(path)).unwrap_or_else(|_| path.to_owned())
+}
+
+fn url_encoded(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
 }
 
 async fn list_pending(config: &Config, user: Option<&str>) -> Result<(), Box<dyn std::error::Error>> {
@@ -403,19 +424,18 @@ async fn decide(config: &Config, args: &DecisionArgs, decision: &str) -> Result<
     Ok(())
 }
 
-/// One line per request: short id, user, binding message, transfer, time left.
+/// One line per request: short id, user, binding message, transfer, who asks, time left.
 fn describe(request: &PendingApproval) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let left = (request.expires_at - now).max(0);
+    let left = std::time::Duration::from_secs((request.expires_at - now).max(0) as u64);
+    let client = if request.client_name.is_empty() { &request.client_id } else { &request.client_name };
     format!(
-        "{id}  {user}  \"{binding}\"  {what}  ({client}, {m}:{s:02} left)",
+        "{id}  {user}  \"{binding}\"  {what}  ({client}, {left} left)",
         id = request.auth_req_id.get(..8).unwrap_or(&request.auth_req_id),
         user = request.user,
         binding = request.binding_message,
         what = request.summary.as_deref().unwrap_or("sign-in"),
-        client = request.client_id,
-        m = left / 60,
-        s = left % 60,
+        left = TimeLeft(left),
     )
 }
 

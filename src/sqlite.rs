@@ -11,6 +11,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sqlx::ConnectOptions;
 use sqlx::migrate::Migrator;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 
@@ -46,7 +47,10 @@ impl Database {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5));
+            .busy_timeout(Duration::from_secs(5))
+            // Every statement at `debug` buries the log (a dozen lines per tool call); what a
+            // statement did is logged by its caller, in words.
+            .disable_statement_logging();
         let writer =
             SqlitePoolOptions::new().max_connections(1).connect_with(options.clone()).await.map_err(open_error)?;
         migrations.run(&writer).await.map_err(|source| DatabaseError::Migrate { path: name.clone(), source })?;

@@ -81,7 +81,7 @@ struct RunningDev {
 
 impl RunningDev {
     async fn start() -> Self {
-        Self::start_command("dev", "demo users").await
+        Self::start_command("dev", "mcpServers").await
     }
 
     /// Runs `subcommand` on free ports and reads what it prints until the line containing `last`.
@@ -91,12 +91,28 @@ impl RunningDev {
 
     /// The same in `dir`, where the data directory is `.bankguard`.
     async fn start_in(dir: tempfile::TempDir, subcommand: &str, last: &'static str) -> Self {
+        Self::start_with_env(dir, subcommand, last, &[]).await
+    }
+
+    /// `bankguard demo` with more environment variables.
+    async fn demo_with(env: &[(&str, &str)]) -> Self {
+        Self::start_with_env(tempfile::tempdir().unwrap(), "demo", "mcpServers", env).await
+    }
+
+    /// The same with more environment variables.
+    async fn start_with_env(
+        dir: tempfile::TempDir,
+        subcommand: &str,
+        last: &'static str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut child = bankguard()
             .current_dir(dir.path())
             .env("BANKGUARD_AUTHZ__LISTEN", "127.0.0.1:0")
             .env("BANKGUARD_BANK_API__LISTEN", "127.0.0.1:0")
             .env("BANKGUARD_MCP__LISTEN", "127.0.0.1:0")
             .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
             .arg(subcommand)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -109,8 +125,11 @@ impl RunningDev {
             std::io::Read::read_to_string(&mut stderr_pipe, &mut logged).unwrap();
             logged
         });
-        let lines = tokio::task::spawn_blocking(move || {
+        // stdout is drained to the end too: a closed pipe would fail whatever it prints later.
+        let (seen, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
             let mut lines = std::collections::HashMap::new();
+            let mut seen = Some(seen);
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some((label, value)) = line.trim().split_once("  ") {
                     lines.insert(label.trim().to_owned(), value.trim().to_owned());
@@ -119,13 +138,12 @@ impl RunningDev {
                     lines.insert("json".to_owned(), line.trim().to_owned());
                 }
                 if line.contains(last) {
-                    break;
+                    let _ = seen.take().map(|seen| seen.send(lines.clone()));
                 }
             }
-            lines
-        })
-        .await
-        .unwrap();
+            let _ = seen.map(|seen| seen.send(lines));
+        });
+        let lines = tokio::task::spawn_blocking(move || lines.recv().unwrap()).await.unwrap();
         Self { child, dir, lines, stderr }
     }
 
@@ -232,33 +250,22 @@ async fn demo_runs_everything_and_the_example_agent_moves_money_once_approved() 
     let demo = RunningDev::start_command("demo", "mcpServers").await;
     let mcp_url = demo.url("MCP endpoint").to_owned();
     assert!(mcp_url.starts_with("http://127.0.0.1:") && mcp_url.ends_with("/mcp"), "{mcp_url}");
-    assert!(demo.url("approval device").contains("/device"));
+    let device = demo.url("approval device").split_whitespace().next().unwrap();
+    assert!(device.starts_with("http://127.0.0.1:") && device.ends_with("/device?user=alice"), "{device}");
     assert!(demo.url("MCP Inspector").contains(&format!("@modelcontextprotocol/inspector --cli {mcp_url}")));
     let snippet: serde_json::Value = serde_json::from_str(&demo.lines["json"]).unwrap();
     assert_eq!(snippet["mcpServers"]["bankguard"]["args"], serde_json::json!(["serve"]));
 
     // The example agent, with the holder approving from the terminal once the request arrives.
-    let agent = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/agent");
-    let run_agent = tokio::task::spawn_blocking({
-        let mcp_url = mcp_url.clone();
-        move || Command::new(agent).arg(mcp_url).output().unwrap()
-    });
-    let mut approved = String::new();
-    for _ in 0..100 {
-        let output = demo.run(&["approve", "--latest"]);
-        if output.status.success() {
-            approved = String::from_utf8(output.stdout).unwrap();
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
-    let agent = run_agent.await.unwrap();
+    let agent = run_example_agent(&mcp_url);
+    let approved = approve_latest(&demo, std::time::Duration::ZERO).await;
+    let agent = agent.await.unwrap();
     let printed = String::from_utf8(agent.stdout).unwrap();
 
     assert!(approved.contains("25.00 USD from Everyday Checking"), "{approved}");
     assert!(agent.status.success(), "{printed}");
     assert!(printed.contains("Everyday Checking (CHK-4821, acc_alice_chk): 2500.00 USD"), "{printed}");
-    assert!(printed.contains("… Approve the transfer on your device — ref "), "progress is printed: {printed}");
+    assert!(printed.contains("… Approve the transfer on your device — Reference "), "progress is printed: {printed}");
     assert!(printed.contains("done: Transferred 25.00 USD from CHK-4821 to CHK-3307"), "{printed}");
     demo.stop();
 }
@@ -513,7 +520,7 @@ async fn an_existing_data_directory_open_to_others_is_tightened_on_start_and_the
     std::fs::write(data_dir.join("notes.txt"), b"left by an older version").unwrap();
     std::fs::set_permissions(data_dir.join("notes.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
 
-    let dev = RunningDev::start_in(dir, "dev", "demo users").await;
+    let dev = RunningDev::start_in(dir, "dev", "mcpServers").await;
     let modes = modes(&data_dir);
     let logs = dev.stop();
 
@@ -559,6 +566,201 @@ fn serve_answers_without_a_system_trust_store_when_every_url_is_http() {
     let output = serve.wait_with_output().unwrap();
     let listed = listed.and_then(Result::ok).unwrap_or_else(|| panic!("{}", String::from_utf8_lossy(&output.stderr)));
     assert!(listed.contains("transfer_funds"), "{listed}");
+}
+
+// -------------------------------------------------------------------------------------------------
+// An operator's first hour (issue 14): what `demo` and `dev` print, the example agent through long
+// waits, and what `pending`/`approve`/`deny` and a taken port say when something is in the way.
+// -------------------------------------------------------------------------------------------------
+
+/// The example agent against `mcp_url`, run in the background; its output once it ends.
+fn run_example_agent(mcp_url: &str) -> tokio::task::JoinHandle<std::process::Output> {
+    let agent = std::env::current_exe().unwrap().parent().unwrap().parent().unwrap().join("examples/agent");
+    let mcp_url = mcp_url.to_owned();
+    tokio::task::spawn_blocking(move || Command::new(agent).arg(mcp_url).output().unwrap())
+}
+
+/// `bankguard approve --latest` from the stack's directory once `after` has passed and a request is
+/// pending; what it printed.
+async fn approve_latest(stack: &RunningDev, after: std::time::Duration) -> String {
+    tokio::time::sleep(after).await;
+    for _ in 0..100 {
+        let output = stack.run(&["approve", "--latest"]);
+        if output.status.success() {
+            return String::from_utf8(output.stdout).unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    panic!("nothing to approve arrived")
+}
+
+/// The progress lines the agent printed.
+fn progress_lines(printed: &str) -> Vec<&str> {
+    printed.lines().filter_map(|line| line.trim_start().strip_prefix("… ")).collect()
+}
+
+#[tokio::test]
+async fn dev_prints_absolute_paths_and_a_stdio_snippet_that_uses_them() {
+    let dev = RunningDev::start().await;
+    let data_dir = dev.dir.path().canonicalize().unwrap().join(".bankguard");
+    assert_eq!(dev.url("data directory"), data_dir.display().to_string());
+    assert!(dev.url("MCP client").ends_with(&format!("(secret in {}/mcp-client.json)", data_dir.display())));
+
+    let snippet: serde_json::Value = serde_json::from_str(&dev.lines["json"]).unwrap();
+    let server = &snippet["mcpServers"]["bankguard"];
+    assert_eq!(server["args"], serde_json::json!(["serve"]));
+    assert_eq!(server["command"], env!("CARGO_BIN_EXE_bankguard"), "this binary, by absolute path");
+    assert_eq!(server["env"]["BANKGUARD_DATA_DIR"], data_dir.display().to_string());
+    assert_eq!(server["env"]["BANKGUARD_MCP__ISSUER"], dev.url("authorization server"));
+    assert_eq!(server["env"]["BANKGUARD_MCP__BANK_API_URL"], dev.url("bank API"));
+
+    // An unknown holder is named as such, with the ones there are, while the stack runs.
+    for args in [
+        &["approve", "--user", "carol", "--latest"][..],
+        &["deny", "--user", "carol", "--latest"],
+        &["pending", "--user", "carol"],
+    ] {
+        let output = dev.run(args);
+        assert!(!output.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains("no such user carol (known: alice, bob)"), "{args:?}: {said}");
+    }
+    dev.stop();
+}
+
+#[test]
+fn the_approval_commands_name_the_data_directory_they_looked_in_when_no_stack_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().canonicalize().unwrap().join(".bankguard");
+    for args in [&["pending"][..], &["approve", "--latest"], &["deny", "--latest"]] {
+        let output = bankguard().current_dir(dir.path()).args(args).output().unwrap();
+        assert!(!output.status.success(), "{args:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        assert!(said.contains(&format!("uses the data directory {}:", data_dir.display())), "{args:?}: {said}");
+        assert!(said.contains("BANKGUARD_DATA_DIR"), "and how to point at another: {said}");
+    }
+
+    // A stack that stopped leaves its address behind: that one does not answer.
+    let nobody = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = nobody.local_addr().unwrap();
+    drop(nobody);
+    std::fs::create_dir(&data_dir).unwrap();
+    let running = format!(
+        r#"{{"issuer":"http://{address}","bank_api":"http://{address}/api","device":"http://{address}/device"}}"#
+    );
+    std::fs::write(data_dir.join("dev-stack.json"), running).unwrap();
+    std::fs::write(data_dir.join("device-token"), "stale").unwrap();
+    let output = bankguard().current_dir(dir.path()).args(["approve", "--latest"]).output().unwrap();
+    let said = String::from_utf8_lossy(&output.stderr);
+    assert!(said.contains(&format!("uses the data directory {}", data_dir.display())), "{said}");
+    assert!(said.contains(&format!("the last one listened at http://{address} and does not answer")), "{said}");
+}
+
+#[test]
+fn an_address_in_use_names_the_setting_and_the_variable_to_change() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let free = "127.0.0.1:0";
+    let in_use = format!("{address} is in use");
+    for (subcommand, env, change) in [
+        (
+            &["serve", "--transport", "http"][..],
+            [
+                ("BANKGUARD_MCP__LISTEN", address.as_str()),
+                ("BANKGUARD_AUTHZ__LISTEN", free),
+                ("BANKGUARD_BANK_API__LISTEN", free),
+            ],
+            "set mcp.listen (BANKGUARD_MCP__LISTEN) or pass --listen",
+        ),
+        (
+            &["dev"],
+            [
+                ("BANKGUARD_MCP__LISTEN", free),
+                ("BANKGUARD_AUTHZ__LISTEN", address.as_str()),
+                ("BANKGUARD_BANK_API__LISTEN", free),
+            ],
+            "set authz.listen (BANKGUARD_AUTHZ__LISTEN)",
+        ),
+        (
+            &["dev"],
+            [
+                ("BANKGUARD_MCP__LISTEN", free),
+                ("BANKGUARD_AUTHZ__LISTEN", free),
+                ("BANKGUARD_BANK_API__LISTEN", address.as_str()),
+            ],
+            "set bank_api.listen (BANKGUARD_BANK_API__LISTEN)",
+        ),
+        (
+            &["demo"],
+            [
+                ("BANKGUARD_MCP__LISTEN", address.as_str()),
+                ("BANKGUARD_AUTHZ__LISTEN", free),
+                ("BANKGUARD_BANK_API__LISTEN", free),
+            ],
+            "set mcp.listen (BANKGUARD_MCP__LISTEN)",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let output = bankguard()
+            .current_dir(dir.path())
+            .envs(env)
+            .env("BANKGUARD_MCP__CLIENT_SECRET", "not-used")
+            .args(subcommand)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(output.status.code(), Some(1), "{subcommand:?}");
+        let said = String::from_utf8_lossy(&output.stderr);
+        let error = said.lines().find(|line| line.starts_with("error: ")).unwrap_or_else(|| panic!("{said}"));
+        assert!(error.contains(&in_use) && error.ends_with(change), "{subcommand:?}: {error}");
+    }
+}
+
+#[tokio::test]
+async fn the_example_agent_prints_each_progress_line_once_while_the_holder_takes_their_time() {
+    // Progress every second; the holder answers after the 10 s that used to cut the agent's stream
+    // (rmcp resumed it and the last progress line came again, its time left already past).
+    let demo = RunningDev::demo_with(&[("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", "1")]).await;
+    let agent = run_example_agent(demo.url("MCP endpoint"));
+    approve_latest(&demo, std::time::Duration::from_secs(13)).await;
+    let printed = String::from_utf8(agent.await.unwrap().stdout).unwrap();
+
+    assert!(printed.contains("done: Transferred 25.00 USD"), "{printed}");
+    let progress = progress_lines(&printed);
+    let waiting: Vec<&str> = progress.iter().copied().filter(|line| line.starts_with("Waiting for approval")).collect();
+    assert!(waiting.len() >= 10, "a line a second: {printed}");
+    // "…, 4:58 left" in seconds.
+    let seconds_left = |line: &str| {
+        let (minutes, seconds) = line.rsplit(", ").next().unwrap().trim_end_matches(" left").split_once(':').unwrap();
+        minutes.parse::<u32>().unwrap() * 60 + seconds.parse::<u32>().unwrap()
+    };
+    let left: Vec<u32> = waiting.iter().map(|line| seconds_left(line)).collect();
+    assert!(left.windows(2).all(|pair| pair[0] > pair[1]), "the time left only goes down, each line once: {left:?}");
+    assert!(progress[0].starts_with("Approve the transfer on your device — Reference "), "{printed}");
+    demo.stop();
+}
+
+#[tokio::test]
+async fn a_three_hour_approval_outlasts_the_call_and_the_agent_follows_it_to_the_end() {
+    let demo = RunningDev::demo_with(&[
+        ("BANKGUARD_MCP__REQUESTED_EXPIRY_SECONDS", "10800"),
+        ("BANKGUARD_MCP__MAX_WAIT_SECONDS", "2"),
+        ("BANKGUARD_MCP__PROGRESS_INTERVAL_SECONDS", "1"),
+    ])
+    .await;
+    let agent = run_example_agent(demo.url("MCP endpoint"));
+    let approved = approve_latest(&demo, std::time::Duration::from_secs(4)).await;
+    let printed = String::from_utf8(agent.await.unwrap().stdout).unwrap();
+
+    assert!(approved.contains("2 h 59 min left"), "the provider took the three hours: {approved}");
+    assert!(printed.contains("(not settled yet) Still waiting"), "the call answered pending: {printed}");
+    assert!(printed.contains("> get_transfer_status "), "{printed}");
+    assert!(
+        progress_lines(&printed).iter().any(|line| line.ends_with(", 2 h 59 min left")),
+        "hours, not 179:59: {printed}"
+    );
+    assert!(printed.contains("done: Transferred 25.00 USD"), "{printed}");
+    demo.stop();
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ async fn an_sdk_client_moves_money_only_with_the_holders_approval(sdk: Sdk, tran
     for scenario in ["approved", "denied"] {
         let messages = run.progress_messages(scenario);
         assert!(
-            messages.iter().any(|m| m.starts_with("Approve the transfer on your device — ref ")),
+            messages.iter().any(|m| m.starts_with("Approve the transfer on your device — Reference ")),
             "the {scenario} transfer's progress callback received the approval prompt: {messages:?}\n{transcript}"
         );
     }

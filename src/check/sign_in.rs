@@ -8,8 +8,8 @@ use serde::Deserialize;
 
 use super::{Finding, key};
 use crate::config::LoadedConfig;
-use crate::provider_keys::metadata_urls;
 use crate::mcp::transport::oauth::metadata::{ResourceMetadata, location};
+use crate::provider_keys::metadata_urls;
 
 const RESOURCE: &str = "protected resource";
 const SIGN_IN: &str = "sign-in server";

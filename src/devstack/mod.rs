@@ -23,6 +23,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::Config;
+use crate::http_server::{BindError, ListenSetting};
 use authz::AuthorizationServer;
 use authz::clients::ClientCredentials;
 use bank_api::BankApi;
@@ -49,8 +50,10 @@ impl RunningStack {
 pub enum DevStackError {
     #[error("cannot create the data directory {path} or make it private: {source}")]
     DataDir { path: String, source: std::io::Error },
-    #[error("cannot listen on {address}: {source}")]
-    Listen { address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Bind(#[from] BindError),
+    #[error("cannot read the address of the listener for {address}: {source}")]
+    LocalAddress { address: SocketAddr, source: std::io::Error },
     #[error(transparent)]
     Authz(#[from] authz::AuthzError),
     #[error(transparent)]
@@ -76,14 +79,14 @@ impl DevStack {
     pub async fn start(config: &Config) -> Result<Self, DevStackError> {
         crate::data_dir::prepare(&config.data_dir)
             .map_err(|source| DevStackError::DataDir { path: config.data_dir.display().to_string(), source })?;
-        let authz_listener = bind(config.authz.listen).await?;
+        let authz_listener = crate::http_server::bind(config.authz.listen, ListenSetting::AUTHZ).await?;
         let authz_address = local_address(&authz_listener, config.authz.listen)?;
         // The issuer identifier is derived from where the server really listens.
         let issuer = format!("http://{authz_address}");
         let authz = AuthorizationServer::open(config, &issuer).await?;
         let bank_issuer = config.bank_api.issuer.clone().unwrap_or_else(|| issuer.clone());
         let bank = BankApi::open(config, &bank_issuer).await?;
-        let bank_listener = bind(config.bank_api.listen).await?;
+        let bank_listener = crate::http_server::bind(config.bank_api.listen, ListenSetting::BANK_API).await?;
         let bank_api_address = local_address(&bank_listener, config.bank_api.listen)?;
 
         let (stop, stopped) = watch::channel(false);
@@ -115,12 +118,8 @@ impl DevStack {
     }
 }
 
-async fn bind(address: SocketAddr) -> Result<TcpListener, DevStackError> {
-    TcpListener::bind(address).await.map_err(|source| DevStackError::Listen { address, source })
-}
-
 fn local_address(listener: &TcpListener, wanted: SocketAddr) -> Result<SocketAddr, DevStackError> {
-    let address = listener.local_addr().map_err(|source| DevStackError::Listen { address: wanted, source })?;
+    let address = listener.local_addr().map_err(|source| DevStackError::LocalAddress { address: wanted, source })?;
     if !address.ip().is_loopback() {
         tracing::warn!(%address, "listening beyond loopback: anyone who can reach this address can call it");
     }

@@ -2,6 +2,10 @@
 //! handed to the runner, then one per tick, `progress` strictly increasing (seconds of the
 //! approval's lifetime used), `total` that lifetime, and a message with the reference code and the
 //! time left.
+//!
+//! The message names the reference in the words the approval device uses ("Reference K7Q2"), so the
+//! person can match the chat with the request on their phone; the time left reads in minutes, hours
+//! or days ([`TimeLeft`]), since an approval may last up to three days.
 
 use std::time::Duration;
 
@@ -9,7 +13,7 @@ use rmcp::model::{ProgressNotificationParam, ProgressToken};
 use rmcp::{Peer, RoleServer};
 
 use super::lifecycle::{IntentState, StoredIntent};
-use crate::clock::{Clock, Millis};
+use crate::clock::{Clock, Millis, TimeLeft};
 
 pub struct ProgressReporter {
     peer: Peer<RoleServer>,
@@ -37,20 +41,19 @@ impl ProgressReporter {
         Self { peer, token, lifetime, clock, expires_at, reference: intent.terms.reference.clone(), last: -1.0 }
     }
 
-    /// "Approve the transfer on your device — ref K7Q2".
+    /// "Approve the transfer on your device — Reference K7Q2".
     pub async fn request_sent(&mut self) {
-        let message = format!("Approve the transfer on your device — ref {}", self.reference);
+        let message = format!("Approve the transfer on your device — Reference {}", self.reference);
         self.send(message).await;
     }
 
-    /// "Waiting for approval on your device — ref K7Q2, 4:40 left".
+    /// "Waiting for approval on your device — Reference K7Q2, 4:40 left" (or "2 h 05 min left",
+    /// "2 d 03 h left").
     pub async fn still_waiting(&mut self) {
-        let left = self.left().as_secs();
         let message = format!(
-            "Waiting for approval on your device — ref {}, {}:{:02} left",
+            "Waiting for approval on your device — Reference {}, {} left",
             self.reference,
-            left / 60,
-            left % 60
+            TimeLeft(self.left())
         );
         self.send(message).await;
     }

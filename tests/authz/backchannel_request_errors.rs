@@ -115,7 +115,7 @@ async fn every_invalid_backchannel_request_gets_the_spec_error_and_creates_nothi
         ),
         ("a binding message with /", mcp.clone(), with(&[("binding_message", "a/b")]), 400, "invalid_binding_message"),
         ("requested_expiry 0", mcp.clone(), with(&[("requested_expiry", "0")]), 400, "invalid_request"),
-        ("requested_expiry 301", mcp.clone(), with(&[("requested_expiry", "301")]), 400, "invalid_request"),
+        ("requested_expiry 259201", mcp.clone(), with(&[("requested_expiry", "259201")]), 400, "invalid_request"),
         ("requested_expiry not a number", mcp.clone(), with(&[("requested_expiry", "5m")]), 400, "invalid_request"),
         (
             "an unknown audience",
@@ -300,4 +300,11 @@ async fn both_client_authentication_methods_work_as_registered() {
         )
         .await;
     assert_eq!(short.body["expires_in"], 42);
+    let three_days = dev
+        .bc_authorize(
+            &dev.mcp_auth(),
+            &[("requested_expiry", "259200"), ("scope", "openid"), ("login_hint", "alice"), ("binding_message", "x")],
+        )
+        .await;
+    assert_eq!(three_days.body["expires_in"], 259_200, "the longest approval Auth0 allows (by email)");
 }

@@ -38,7 +38,7 @@ async fn a_transfer_approved_on_the_device_moves_exactly_the_amount() {
     assert_eq!((before["acc_alice_chk"].as_str(), after["acc_alice_chk"].as_str()), ("2500.00", "2474.50"));
     assert_eq!((before["acc_bob_chk"].as_str(), after["acc_bob_chk"].as_str()), ("1200.00", "1225.50"));
     let first = &recorder.messages()[0];
-    assert_eq!(first, &format!("Approve the transfer on your device — ref {reference}"));
+    assert_eq!(first, &format!("Approve the transfer on your device — Reference {reference}"));
 }
 
 /// The memo is bound in NFC: the bank, which refuses any other form, executes exactly what was approved.

@@ -35,7 +35,7 @@ async fn progress_arrives_at_least_every_few_seconds_while_the_holder_decides() 
             .message
             .as_deref()
             .unwrap()
-            .starts_with(&format!("Waiting for approval on your device — ref {reference}, 4:"))
+            .starts_with(&format!("Waiting for approval on your device — Reference {reference}, 4:"))
     );
 }
 

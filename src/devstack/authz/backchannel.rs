@@ -38,8 +38,11 @@ use crate::secrets;
 
 /// Longest binding message, in characters (Auth0's limit).
 pub const MAX_BINDING_MESSAGE_CHARS: usize = 64;
-/// Longest and default `requested_expiry`, in seconds.
-pub const MAX_REQUESTED_EXPIRY: i64 = 300;
+/// The `requested_expiry` of a request that sends none, in seconds.
+pub const DEFAULT_REQUESTED_EXPIRY: i64 = 300;
+/// Longest `requested_expiry`, in seconds: three days, as bankguard's `mcp.requested_expiry_seconds`
+/// allows (Auth0 delivers such requests by email rather than by push).
+pub const MAX_REQUESTED_EXPIRY: i64 = 259_200;
 
 #[derive(Debug, Default, Deserialize)]
 pub struct BackchannelForm {
@@ -234,10 +237,10 @@ fn checked_binding_message(message: Option<&str>) -> Result<&str, OAuthError> {
 }
 
 fn checked_requested_expiry(requested: Option<&str>) -> Result<i64, OAuthError> {
-    let Some(requested) = requested else { return Ok(MAX_REQUESTED_EXPIRY) };
+    let Some(requested) = requested else { return Ok(DEFAULT_REQUESTED_EXPIRY) };
     match requested.parse::<i64>() {
         Ok(seconds) if (1..=MAX_REQUESTED_EXPIRY).contains(&seconds) => Ok(seconds),
-        _ => Err(OAuthError::invalid_request("requested_expiry must be a whole number of seconds from 1 to 300")),
+        _ => Err(OAuthError::invalid_request("requested_expiry must be a whole number of seconds from 1 to 259200")),
     }
 }
 

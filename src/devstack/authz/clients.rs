@@ -19,6 +19,8 @@ use crate::secrets;
 
 /// The MCP server's credentials file inside the data directory.
 pub const MCP_CLIENT_FILE: &str = "mcp-client.json";
+/// The MCP server's `client_name`: what the approval device says is asking.
+pub const MCP_CLIENT_NAME: &str = "bankguard MCP server";
 
 /// What `mcp-client.json` holds.
 #[derive(Clone, Serialize, Deserialize)]
@@ -64,7 +66,7 @@ impl ClientRegistry {
                 secret: mcp.client_secret.clone(),
                 auth_method: mcp.token_endpoint_auth_method,
                 redirect_uris: Vec::new(),
-                client_name: None,
+                client_name: Some(MCP_CLIENT_NAME.to_owned()),
                 grant_types: ClientConfig::default_grant_types(),
                 delivery_mode: DeliveryMode::Poll,
                 notification_endpoint: None,
@@ -76,6 +78,11 @@ impl ClientRegistry {
 
     pub fn get(&self, client_id: &str) -> Option<&ClientConfig> {
         self.clients.get(client_id)
+    }
+
+    /// What a person is shown as the client asking: its `client_name`, else its id.
+    pub fn display_name<'a>(&'a self, client_id: &'a str) -> &'a str {
+        self.get(client_id).and_then(|client| client.client_name.as_deref()).unwrap_or(client_id)
     }
 
     /// Authenticates the request's client and checks it may use `grant`.

@@ -68,6 +68,19 @@ h1 { font-size: 1.5rem; }
 button.user { width: 100%; text-align: left; font: inherit; cursor: pointer; }
 .request, .consent { background: #fff; border: 1px solid #c8ccd2; border-radius: .75rem; padding: 1rem; margin: .75rem 0; }
 .binding { font-family: ui-monospace, monospace; font-size: 1.05rem; margin: 0 0 .25rem; }
+.reference { font-size: 2rem; font-weight: 700; margin: 0 0 .25rem; }
+.reference .code { font-family: ui-monospace, monospace; letter-spacing: .08em; }
+.message { margin: .25rem 0; color: #4a4f57; }
+.confirmation h2 { font-size: 1.2rem; margin: .25rem 0; }
+.confirmation.approved { background: #e6f4ea; border-left-color: #0f7b3f; }
+.confirmation.denied, .confirmation.problem { background: #fdecec; border-left-color: #a11d1d; }
+.history { list-style: none; padding: 0; }
+.history li { background: #fff; border: 1px solid #c8ccd2; border-radius: .5rem; padding: .5rem .75rem; margin: .4rem 0; }
+.history time { display: block; font-size: .85rem; }
+.badge { display: inline-block; font-weight: 700; padding: 0 .5rem; border-radius: .25rem; }
+.badge.approved { background: #e6f4ea; color: #0f5a2f; }
+.badge.denied { background: #fdecec; color: #8a1717; }
+.badge.expired { background: #eceef1; color: #3a3f47; }
 .summary { font-size: 1.2rem; margin: .25rem 0; }
 .meta, .muted { color: #4a4f57; }
 .grants li { margin: .4rem 0; padding-left: 1.2rem; position: relative; }

@@ -10,7 +10,7 @@
 //! | `GET /.well-known/oauth-authorization-server`, `GET /.well-known/openid-configuration`, `GET /.well-known/jwks.json` | [`discovery`] |
 //! | `POST /bc-authorize` | [`backchannel`] |
 //! | `POST /oauth/token` (CIBA and client-credentials grants; authorization code and refresh token in [`code_grant`]) | [`token_endpoint`] |
-//! | `GET /device`, `POST /device/decide`, `/device/api/*` | [`device`] (the phone) |
+//! | `GET /device`, `GET /device/pending`, `GET /device/history`, `POST /device/decide`, `/device/api/*` | [`device`] (the phone) |
 //! | `GET /authorize` | [`authorize`], then the sign-in pages `POST /authorize/sign-in`, `POST /authorize/consent` ([`sign_in`]) |
 //! | `POST /register` (Dynamic Client Registration) | [`registration`] |
 //!
@@ -41,6 +41,7 @@ mod page;
 mod ping;
 mod pkce;
 mod registration;
+mod request_view;
 mod sign_in;
 mod sign_in_clients;
 mod sign_in_page;
@@ -123,7 +124,7 @@ impl AuthorizationServer {
         let key = Arc::new(SigningKey::load_or_generate(data_dir)?);
         let (clients, mcp_client) = ClientRegistry::load(&config.authz, data_dir)?;
         let store = RequestStore::open(data_dir).await?;
-        let device = DeviceAccess { csrf_token: secrets::random_token(32), device_token: secrets::random_token(32) };
+        let device = DeviceAccess::generate();
         let device_token_path = data_dir.join(DEVICE_TOKEN_FILE);
         let _ = std::fs::remove_file(&device_token_path);
         secrets::write_private_file(&device_token_path, device.device_token.as_bytes())
@@ -186,6 +187,7 @@ impl AuthorizationServer {
             .route(discovery::REGISTRATION_PATH, post(registration::register))
             .route("/device", get(device::page))
             .route("/device/pending", get(device::pending_fragment))
+            .route("/device/history", get(device::history_fragment))
             .route("/device/decide", post(device::decide_from_page))
             .route("/device/api/pending", get(device::api_pending))
             .route("/device/api/decide", post(device::api_decide))

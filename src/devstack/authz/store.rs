@@ -263,11 +263,12 @@ impl RequestStore {
                 .fetch_optional(&mut *tx)
                 .await?;
         let request = row.ok_or_else(|| DecideError::NotFound(auth_req_id.to_owned()))?;
-        if request.status != Status::Pending {
-            return Err(DecideError::AlreadyDecided);
-        }
-        if now >= request.expires_at {
-            return Err(DecideError::Expired);
+        match request.status {
+            Status::Pending if now < request.expires_at => {}
+            // Expired undecided, whether or not the expiry loop has marked it yet.
+            Status::Pending => return Err(DecideError::Expired),
+            Status::Expired if request.decided_at.is_none() => return Err(DecideError::Expired),
+            Status::Approved | Status::Denied | Status::Expired => return Err(DecideError::AlreadyDecided),
         }
         let status = match decision {
             Decision::Approve => Status::Approved,
@@ -292,6 +293,35 @@ impl RequestStore {
         )
         .bind(now)
         .bind(subject)
+        .fetch_all(&self.db.reader)
+        .await
+    }
+
+    /// One of the user's requests, whatever its state.
+    pub async fn find(&self, auth_req_id: &str, subject: &str) -> Result<Option<BackchannelRequest>, sqlx::Error> {
+        sqlx::query_as("SELECT * FROM backchannel_requests WHERE auth_req_id = ? AND subject = ?")
+            .bind(auth_req_id)
+            .bind(subject)
+            .fetch_optional(&self.db.reader)
+            .await
+    }
+
+    /// The user's `limit` most recently settled requests at `now` (decided, or expired even if not yet
+    /// marked so), the latest first: when each was decided, or when it expired undecided.
+    pub async fn recently_settled(
+        &self,
+        subject: &str,
+        now: i64,
+        limit: u32,
+    ) -> Result<Vec<BackchannelRequest>, sqlx::Error> {
+        sqlx::query_as(
+            "SELECT * FROM backchannel_requests
+             WHERE subject = ?1 AND (status <> 'pending' OR expires_at <= ?2)
+             ORDER BY COALESCE(decided_at, expires_at) DESC, rowid DESC LIMIT ?3",
+        )
+        .bind(subject)
+        .bind(now)
+        .bind(limit)
         .fetch_all(&self.db.reader)
         .await
     }

@@ -56,8 +56,8 @@ pub const NOTIFY_PATH: &str = "/ciba/notify";
 pub enum TransportError {
     #[error("the MCP stdio session failed: {0}")]
     Stdio(String),
-    #[error("cannot listen on {address}: {source}")]
-    Listen { address: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Listen(#[from] crate::http_server::BindError),
     #[error("the MCP HTTP server failed: {0}")]
     Http(std::io::Error),
     #[error("the MCP server cannot start: {0}")]
@@ -206,8 +206,9 @@ impl RunningHttp {
         Ok(Self { address, backends, stop, task })
     }
 
+    /// Binds `serve --transport http`'s address (`mcp.listen`, or `--listen`).
     pub async fn bind(address: SocketAddr) -> Result<TcpListener, TransportError> {
-        TcpListener::bind(address).await.map_err(|source| TransportError::Listen { address, source })
+        Ok(crate::http_server::bind(address, crate::http_server::ListenSetting::MCP_SERVE).await?)
     }
 
     pub fn url(&self) -> String {

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
-use sqlx::{Postgres, Transaction};
+use sqlx::{ConnectOptions, Postgres, Transaction};
 use tokio::sync::broadcast;
 
 use super::{PingDigest, Row, RunnerId, Signals, StoreError, StoreEvent};
@@ -63,7 +63,8 @@ impl PostgresLocation {
         if let Some(password) = password {
             options = options.password(password);
         }
-        Ok(Self { options: options.application_name("bankguard"), max_connections })
+        // No statement in the log at `debug`: see `crate::sqlite`.
+        Ok(Self { options: options.application_name("bankguard").disable_statement_logging(), max_connections })
     }
 }
 
