@@ -350,7 +350,8 @@ async fn run_demo(mut config: Config) -> Result<(), Box<dyn std::error::Error>> 
     println!("  data directory     {}", absolute(&config.data_dir).display());
     println!();
     println!(
-        "  MCP Inspector      npx @modelcontextprotocol/inspector --cli {url} --transport http --method tools/list"
+        "  MCP Inspector      npx -y @modelcontextprotocol/inspector@{INSPECTOR_VERSION} --cli {url} --transport http \
+         --method tools/list (Node.js 22.19 or newer)"
     );
     println!("  scripted agent     cargo run --example agent -- {url}");
     println!("  stdio clients      add to your client's mcp.json (see mcp.json.example):");
@@ -438,6 +439,9 @@ fn describe(request: &PendingApproval) -> String {
         left = TimeLeft(left),
     )
 }
+
+/// The MCP Inspector version `demo` suggests: the one the interop tests run (a test keeps them equal).
+const INSPECTOR_VERSION: &str = "2.12.0";
 
 /// Completes on Ctrl-C or SIGTERM.
 async fn shutdown_signal() {

@@ -252,7 +252,15 @@ async fn demo_runs_everything_and_the_example_agent_moves_money_once_approved() 
     assert!(mcp_url.starts_with("http://127.0.0.1:") && mcp_url.ends_with("/mcp"), "{mcp_url}");
     let device = demo.url("approval device").split_whitespace().next().unwrap();
     assert!(device.starts_with("http://127.0.0.1:") && device.ends_with("/device?user=alice"), "{device}");
-    assert!(demo.url("MCP Inspector").contains(&format!("@modelcontextprotocol/inspector --cli {mcp_url}")));
+    // The Inspector command pins the version the interop tests run, and runs without a prompt (`-y`).
+    let package: serde_json::Value =
+        serde_json::from_str(include_str!("interop/mcp-clients/package.json")).expect("the peers' package.json");
+    let pinned = package["dependencies"]["@modelcontextprotocol/inspector"].as_str().unwrap();
+    let inspector = demo.url("MCP Inspector");
+    assert!(
+        inspector.contains(&format!("npx -y @modelcontextprotocol/inspector@{pinned} --cli {mcp_url}")),
+        "{inspector}"
+    );
     let snippet: serde_json::Value = serde_json::from_str(&demo.lines["json"]).unwrap();
     assert_eq!(snippet["mcpServers"]["bankguard"]["args"], serde_json::json!(["serve"]));
 

@@ -121,37 +121,40 @@ fn describe_state(intent: &StoredIntent, output: &TransferStatusOutput) -> Strin
     let follow_up = format!("Call get_transfer_status with intent_id \"{}\"", output.intent_id);
     match &intent.state {
         IntentState::Completed { receipt } => format!(
-            "Transferred {what} (transfer {}, ref {reference}). New balance of {}: {} {}.",
+            "Transferred {what} (transfer {}, Reference {reference}). New balance of {}: {} {}.",
             receipt.id, terms.from.masked_number, receipt.from_account_balance_after, output.currency
         ),
         IntentState::Requesting | IntentState::Pending { .. } => format!(
-            "Still waiting for the account holder to approve {what} on their device (ref {reference}, the request \
+            "Still waiting for the account holder to approve {what} on their device (Reference {reference}, the request \
              expires at {}). The wait continues in the background and the transfer will happen once approved. \
              {follow_up} to learn the outcome; do not ask for confirmation in chat.",
             output.expires_at.as_deref().unwrap_or("in a few minutes"),
         ),
         IntentState::Executing { .. } => format!(
-            "The account holder approved {what} (ref {reference}); the bank is executing it now. {follow_up} for \
+            "The account holder approved {what} (Reference {reference}); the bank is executing it now. {follow_up} for \
              the result; do not send the transfer again."
         ),
         IntentState::OutcomeUnknown { .. } => format!(
-            "The account holder approved {what} (ref {reference}), but it is not known yet whether the bank executed \
+            "The account holder approved {what} (Reference {reference}), but it is not known yet whether the bank executed \
              it: the bank could not be asked, or has not answered. Do not retry the transfer: the server keeps asking \
              the bank, and {} will say whether the money moved.",
             follow_up.replacen("Call ", "", 1)
         ),
         IntentState::Denied => {
-            format!("The account holder declined the transfer on their device (ref {reference}). No money moved.")
+            format!("The account holder declined the transfer on their device (Reference {reference}). No money moved.")
         }
         IntentState::Expired => format!(
-            "The approval request expired before the account holder approved it (ref {reference}). No money moved."
+            "The approval request expired before the account holder approved it (Reference {reference}). No money moved."
         ),
         IntentState::Cancelled => format!(
-            "The transfer was cancelled before it was approved (ref {reference}). No money moved. The approval \
+            "The transfer was cancelled before it was approved (Reference {reference}). No money moved. The approval \
              request may still show on the device; it will not be executed."
         ),
         IntentState::Failed { reason } => {
-            format!("The transfer of {what} did not complete (ref {reference}): {}. No money moved.", reason.describe())
+            format!(
+                "The transfer of {what} did not complete (Reference {reference}): {}. No money moved.",
+                reason.describe()
+            )
         }
     }
 }
