@@ -49,10 +49,11 @@ async fn a_stdio_client_lists_accounts_and_moves_money_with_approval_and_no_toke
         recorder.messages().join("\n"),
     );
     let secret = stack.dev.mcp().client_secret.clone();
-    // The one JWS the client may see is the server's own receipt; no token, and nothing signed in the logs.
+    // The one JWS the client may see (and rmcp's debug log may show) is the server's own receipt,
+    // which is not a credential; no token reaches either.
     let receipt = transfer.structured_content.as_ref().unwrap()["receipt"].as_str().unwrap().to_owned();
     assert!(receipt_type(&receipt) == "bankguard-receipt", "{receipt}");
-    for (what, text) in [("the client", transcript.replace(&receipt, "")), ("the logs", logs)] {
+    for (what, text) in [("the client", transcript.replace(&receipt, "")), ("the logs", logs.replace(&receipt, ""))] {
         assert!(!text.contains("eyJ"), "a JWT reached {what}");
         assert!(!text.contains(&secret), "the client secret reached {what}");
     }
