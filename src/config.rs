@@ -28,7 +28,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "bankguard.toml";
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
-    /// Where SQLite databases, keys and generated credentials live; created on first start.
+    /// Where SQLite databases, keys and generated credentials live; created on first start. Default:
+    /// the user's own ([`crate::data_dir::default_location`], e.g. `~/.local/share/bankguard`), the
+    /// same for every command wherever it starts.
     pub data_dir: PathBuf,
     pub mcp: McpConfig,
     pub authz: AuthzConfig,
@@ -629,7 +631,7 @@ pub struct BankApiConfig {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            data_dir: PathBuf::from(".bankguard"),
+            data_dir: crate::data_dir::default_location(),
             mcp: McpConfig::default(),
             authz: AuthzConfig::default(),
             bank_api: BankApiConfig::default(),
@@ -904,9 +906,12 @@ mod tests {
         let example = include_str!("../bankguard.example.toml");
         let parsed: Config = Figment::new().merge(Toml::string(example)).extract().expect("example parses");
         assert_eq!(parsed, Config::default());
-        let documented = toml::Value::try_from(Config::default()).unwrap();
+        // Every key but `data_dir`, whose default is the user's own directory (shown commented out).
+        let mut documented = toml::Value::try_from(Config::default()).unwrap();
+        documented.as_table_mut().unwrap().remove("data_dir");
         let example_value: toml::Value = example.parse().unwrap();
         assert_eq!(example_value, documented, "every key appears in the example, uncommented");
+        assert!(example.contains("\n# data_dir = \"/home/you/.local/share/bankguard\"\n"));
     }
 
     /// Every key of the defaults as a dotted path, with its value; a table left empty is a key too.
@@ -960,6 +965,8 @@ mod tests {
 
         for (key, value) in &defaults {
             let row = rows.get(key.as_str()).unwrap_or_else(|| panic!("{key} is not in docs/configuration.md"));
+            // The one default that depends on the user, said as a rule.
+            let value = if key == "data_dir" { "$XDG_DATA_HOME/bankguard".into() } else { value.to_string() };
             assert_eq!(row[1], format!("`{value}`"), "the default of {key}");
             assert_eq!(row[2], format!("`{}`", env_var(key)), "the variable of {key}");
         }

@@ -7,8 +7,22 @@
 //! version or another tool is tightened on start, files included, and the log says so.
 //! Every component that writes there (dev stack, bank API, authorization server, MCP intent store)
 //! calls [`prepare`] first; it is cheap and idempotent.
+//!
+//! Unless configured, it is [`default_location`]: one per user, whatever directory a command starts
+//! in, so that a desktop client's `bankguard serve` finds the credentials `bankguard dev` wrote.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+/// The data directory when none is configured: `bankguard` in the user's data directory, which is
+/// `$XDG_DATA_HOME` or else `~/.local/share` (on Linux and macOS alike), and the roaming AppData
+/// folder on Windows. Without a home directory, `./.bankguard`.
+pub fn default_location() -> PathBuf {
+    use etcetera::BaseStrategy;
+    match etcetera::choose_base_strategy() {
+        Ok(base) => base.data_dir().join("bankguard"),
+        Err(_) => PathBuf::from(".bankguard"),
+    }
+}
 
 /// Creates `dir` (mode 0700) or, if it exists, takes group and other access away from it and from
 /// the files directly in it (subdirectories are left alone).

@@ -12,6 +12,14 @@ fn bankguard() -> Command {
     command
 }
 
+/// `bankguard` started in `dir`, as a user whose data directory is `dir/bankguard` (the default,
+/// `$XDG_DATA_HOME/bankguard`, with `XDG_DATA_HOME` = `dir`).
+fn bankguard_in(dir: &std::path::Path) -> Command {
+    let mut command = bankguard();
+    command.current_dir(dir).env("XDG_DATA_HOME", dir);
+    command
+}
+
 #[test]
 fn help_explains_each_subcommand() {
     let output = bankguard().arg("--help").output().unwrap();
@@ -36,17 +44,13 @@ fn help_explains_each_subcommand() {
 #[test]
 fn a_bad_environment_value_stops_start_up_naming_the_key_and_variable() {
     let dir = tempfile::tempdir().unwrap();
-    let output = bankguard()
-        .current_dir(dir.path())
-        .env("BANKGUARD_BANK_API__LISTEN", "not-an-address")
-        .arg("dev")
-        .output()
-        .unwrap();
+    let output =
+        bankguard_in(dir.path()).env("BANKGUARD_BANK_API__LISTEN", "not-an-address").arg("dev").output().unwrap();
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8(output.stderr).unwrap();
     assert!(stderr.contains("bank_api.listen") && stderr.contains("BANKGUARD_BANK_API__LISTEN"), "{stderr}");
     assert!(output.stdout.is_empty());
-    assert!(!dir.path().join(".bankguard").exists(), "nothing is created before the configuration is valid");
+    assert!(!dir.path().join("bankguard").exists(), "nothing is created before the configuration is valid");
 }
 
 #[test]
@@ -60,7 +64,7 @@ fn a_bad_file_value_or_an_unknown_key_names_the_key_and_file() {
     ] {
         let file = dir.path().join("bankguard.toml");
         std::fs::write(&file, toml).unwrap();
-        let output = bankguard().current_dir(dir.path()).arg("dev").output().unwrap();
+        let output = bankguard_in(dir.path()).arg("dev").output().unwrap();
         assert_eq!(output.status.code(), Some(2), "{toml}");
         let stderr = String::from_utf8(output.stderr).unwrap();
         assert!(stderr.contains(key), "{toml}: {stderr}");
@@ -89,7 +93,7 @@ impl RunningDev {
         Self::start_in(tempfile::tempdir().unwrap(), subcommand, last).await
     }
 
-    /// The same in `dir`, where the data directory is `.bankguard`.
+    /// The same in `dir`, where the data directory is `bankguard` (`XDG_DATA_HOME` is `dir`).
     async fn start_in(dir: tempfile::TempDir, subcommand: &str, last: &'static str) -> Self {
         Self::start_with_env(dir, subcommand, last, &[]).await
     }
@@ -106,8 +110,7 @@ impl RunningDev {
         last: &'static str,
         env: &[(&str, &str)],
     ) -> Self {
-        let mut child = bankguard()
-            .current_dir(dir.path())
+        let mut child = bankguard_in(dir.path())
             .env("BANKGUARD_AUTHZ__LISTEN", "127.0.0.1:0")
             .env("BANKGUARD_BANK_API__LISTEN", "127.0.0.1:0")
             .env("BANKGUARD_MCP__LISTEN", "127.0.0.1:0")
@@ -152,7 +155,7 @@ impl RunningDev {
     }
 
     fn run(&self, args: &[&str]) -> std::process::Output {
-        bankguard().current_dir(self.dir.path()).args(args).output().unwrap()
+        bankguard_in(self.dir.path()).args(args).output().unwrap()
     }
 
     /// Stops it with SIGTERM and returns what it logged.
@@ -175,7 +178,7 @@ async fn dev_serves_the_bank_api_on_loopback_and_stops_cleanly_on_sigterm() {
     let reply = reqwest_client().get(format!("{url}/users/alice/accounts")).send().await.unwrap();
     assert_eq!(reply.status(), 401);
     assert_eq!(reply.headers()["www-authenticate"], "Bearer realm=\"bankguard-bank\"");
-    assert!(dev.dir.path().join(".bankguard/bank.sqlite").exists());
+    assert!(dev.dir.path().join("bankguard/bank.sqlite").exists());
 
     let logs = dev.stop();
     assert!(logs.contains("seeded the demo ledger") && logs.contains("shutting down"), "logs go to stderr: {logs}");
@@ -186,7 +189,7 @@ async fn pending_approve_and_deny_work_from_the_terminal_and_no_secret_reaches_t
     let dev = RunningDev::start().await;
     let issuer = dev.url("authorization server").to_owned();
     let credentials: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(dev.dir.path().join(".bankguard/mcp-client.json")).unwrap())
+        serde_json::from_str(&std::fs::read_to_string(dev.dir.path().join("bankguard/mcp-client.json")).unwrap())
             .unwrap();
     let (id, secret) = (credentials["client_id"].as_str().unwrap(), credentials["client_secret"].as_str().unwrap());
     let http = reqwest_client();
@@ -237,7 +240,7 @@ async fn pending_approve_and_deny_work_from_the_terminal_and_no_secret_reaches_t
     let refusal: serde_json::Value = poll(auth_req_ids[1].clone()).await.unwrap().json().await.unwrap();
     assert_eq!(refusal["error"], "access_denied");
 
-    let device_token = std::fs::read_to_string(dev.dir.path().join(".bankguard/device-token")).unwrap();
+    let device_token = std::fs::read_to_string(dev.dir.path().join("bankguard/device-token")).unwrap();
     let logs = dev.stop();
     assert!(logs.contains("issued tokens"), "debug logs were captured: {logs}");
     for secret in [secret, device_token.trim(), access_token.as_str(), auth_req_ids[0].as_str()] {
@@ -290,11 +293,76 @@ fn the_mcp_json_example_starts_bankguard_serve_over_stdio_and_names_the_http_end
     assert_eq!(http["url"], format!("http://{}/mcp", default.mcp.listen), "the default HTTP endpoint");
 }
 
+/// After `cargo install`, a desktop client runs the example's entry as written, from a directory of
+/// its own: `serve` finds the credentials `bankguard dev` wrote (the user's data directory is the
+/// default of both) and answers over stdio.
+#[tokio::test]
+async fn the_mcp_json_example_as_written_reaches_a_running_dev_from_any_directory() {
+    // `dev` on its default ports, as `serve`'s defaults expect (no other test uses them).
+    let defaults = bankguard::config::Config::default();
+    let (authz, bank) = (defaults.authz.listen.to_string(), defaults.bank_api.listen.to_string());
+    let env = [("BANKGUARD_AUTHZ__LISTEN", authz.as_str()), ("BANKGUARD_BANK_API__LISTEN", bank.as_str())];
+    let dev = RunningDev::start_with_env(tempfile::tempdir().unwrap(), "dev", "mcpServers", &env).await;
+
+    let example: serde_json::Value = serde_json::from_str(include_str!("../mcp.json.example")).unwrap();
+    let entry = &example["mcpServers"]["bankguard"];
+    // `bankguard` on the PATH, as `cargo install` puts it.
+    let installed = tempfile::tempdir().unwrap();
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_bankguard"), installed.path().join("bankguard")).unwrap();
+    let path = format!("{}:{}", installed.path().display(), std::env::var("PATH").unwrap_or_default());
+    let elsewhere = tempfile::tempdir().unwrap();
+    let mut command = Command::new(entry["command"].as_str().unwrap());
+    for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("BANKGUARD_")) {
+        command.env_remove(key);
+    }
+    command
+        .args(entry["args"].as_array().unwrap().iter().map(|arg| arg.as_str().unwrap()))
+        .envs(entry["env"].as_object().unwrap().iter().map(|(key, value)| (key, value.as_str().unwrap())))
+        .env("PATH", path)
+        // The same user as `dev`'s: the data directory is their default.
+        .env("XDG_DATA_HOME", dev.dir.path())
+        .current_dir(elsewhere.path())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut serve = command.spawn().unwrap();
+    let mut stdin = serve.stdin.take().unwrap();
+    let stdout = serve.stdout.take().unwrap();
+    let answers = std::thread::spawn(move || {
+        use std::io::Write;
+        let lines = [
+            r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"desktop","version":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"list_accounts","arguments":{}}}"#,
+        ];
+        for line in lines {
+            writeln!(stdin, "{line}").unwrap();
+        }
+        let answer = BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .map(|line| serde_json::from_str::<serde_json::Value>(&line).unwrap())
+            .find(|message| message["id"] == 2);
+        drop(stdin);
+        answer
+    });
+    let answer =
+        tokio::time::timeout(std::time::Duration::from_secs(30), tokio::task::spawn_blocking(move || answers.join()))
+            .await
+            .expect("serve answers within 30 s")
+            .unwrap()
+            .unwrap()
+            .expect("an answer to tools/call");
+    let _ = serve.kill();
+    let _ = serve.wait();
+    let accounts = answer["result"]["structuredContent"]["accounts"].as_array().expect("accounts").len();
+    assert_eq!(accounts, 3, "alice's accounts, read with the credentials dev wrote: {answer}");
+}
+
 #[test]
 fn serve_without_sign_in_refuses_to_listen_beyond_loopback_and_says_what_to_change() {
     let dir = tempfile::tempdir().unwrap();
-    let output = bankguard()
-        .current_dir(dir.path())
+    let output = bankguard_in(dir.path())
         .env("BANKGUARD_MCP__CLIENT_SECRET", "not-used")
         .args(["serve", "--transport", "http", "--listen", "0.0.0.0:0"])
         .stdin(Stdio::null())
@@ -312,27 +380,25 @@ fn migrate_brings_the_intent_store_up_to_date_and_a_bad_store_url_never_echoes_i
     let dir = tempfile::tempdir().unwrap();
     let known = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations/mcp")).unwrap().count();
     for _ in 0..2 {
-        let output = bankguard().current_dir(dir.path()).arg("migrate").output().unwrap();
+        let output = bankguard_in(dir.path()).arg("migrate").output().unwrap();
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         let said = String::from_utf8(output.stdout).unwrap();
         assert_eq!(said, format!("the SQLite transfer intent store is up to date (migrations applied: {known})\n"));
     }
-    assert!(dir.path().join(".bankguard/mcp.sqlite").exists());
+    assert!(dir.path().join("bankguard/mcp.sqlite").exists());
 
     for (url, reason) in [
         ("mysql://bank:hunter2-secret@db.internal/x", "must be a postgres:// URL"),
         ("postgres://bank:hunter2-secret@db.internal:port/x", "is not a valid PostgreSQL connection URL"),
     ] {
-        let output =
-            bankguard().current_dir(dir.path()).env("BANKGUARD_MCP__STORE_URL", url).arg("migrate").output().unwrap();
+        let output = bankguard_in(dir.path()).env("BANKGUARD_MCP__STORE_URL", url).arg("migrate").output().unwrap();
         assert_eq!(output.status.code(), Some(2));
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(stderr.contains("mcp.store_url") && stderr.contains(reason), "{stderr}");
         assert!(!stderr.contains("hunter2"), "the password is never repeated: {stderr}");
     }
     // A server that cannot be reached: the message names where, not with what password.
-    let output = bankguard()
-        .current_dir(dir.path())
+    let output = bankguard_in(dir.path())
         .env("BANKGUARD_MCP__STORE_URL", "postgres://bank@127.0.0.1:1/bankguard")
         .env("BANKGUARD_MCP__STORE_PASSWORD", "hunter2-secret")
         .arg("migrate")
@@ -395,17 +461,17 @@ async fn write_audit_trail(data_dir: &std::path::Path) -> usize {
 async fn audit_verify_passes_an_intact_log_and_names_the_entry_whose_amount_was_changed() {
     use sqlx::Connection;
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join(".bankguard");
+    let data_dir = dir.path().join("bankguard");
     let entries = write_audit_trail(&data_dir).await;
 
-    let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    let output = bankguard_in(dir.path()).args(["audit", "verify"]).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout} {}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.starts_with(&format!("the audit log verifies: {entries} entries")), "{stdout}");
     assert_eq!(stdout.lines().count(), 1, "one line: {stdout}");
 
     // Export: one JSON object per line, filtered by holder and time.
-    let output = bankguard().current_dir(dir.path()).args(["audit", "export"]).output().unwrap();
+    let output = bankguard_in(dir.path()).args(["audit", "export"]).output().unwrap();
     assert!(output.status.success());
     let lines: Vec<serde_json::Value> =
         String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
@@ -422,7 +488,7 @@ async fn audit_verify_passes_an_intact_log_and_names_the_entry_whose_amount_was_
         (&["--since", "2999-01-01T00:00:00Z"][..], 0),
         (&["--since", "2000-01-01T00:00:00Z", "--holder", "alice"][..], entries),
     ] {
-        let output = bankguard().current_dir(dir.path()).args(["audit", "export"]).args(args).output().unwrap();
+        let output = bankguard_in(dir.path()).args(["audit", "export"]).args(args).output().unwrap();
         assert!(output.status.success(), "{args:?}: {}", String::from_utf8_lossy(&output.stderr));
         assert_eq!(String::from_utf8(output.stdout).unwrap().lines().count(), count, "{args:?}");
     }
@@ -434,7 +500,7 @@ async fn audit_verify_passes_an_intact_log_and_names_the_entry_whose_amount_was_
     sqlx::query("UPDATE audit_entries SET amount_minor = 250000 WHERE seq = 2").execute(&mut connection).await.unwrap();
     connection.close().await.unwrap();
 
-    let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    let output = bankguard_in(dir.path()).args(["audit", "verify"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("audit entry 2:") && stderr.contains("do not match its hash"), "{stderr}");
@@ -443,7 +509,7 @@ async fn audit_verify_passes_an_intact_log_and_names_the_entry_whose_amount_was_
 #[test]
 fn audit_verify_without_the_servers_key_says_where_it_looked() {
     let dir = tempfile::tempdir().unwrap();
-    let output = bankguard().current_dir(dir.path()).args(["audit", "verify"]).output().unwrap();
+    let output = bankguard_in(dir.path()).args(["audit", "verify"]).output().unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("no server key at") && stderr.contains("server-key.pem"), "{stderr}");
@@ -452,7 +518,7 @@ fn audit_verify_without_the_servers_key_says_where_it_looked() {
 #[test]
 fn approve_without_a_running_dev_says_so() {
     let dir = tempfile::tempdir().unwrap();
-    let output = bankguard().current_dir(dir.path()).args(["approve", "--latest"]).output().unwrap();
+    let output = bankguard_in(dir.path()).args(["approve", "--latest"]).output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("no running `bankguard dev`"));
 }
@@ -493,7 +559,7 @@ async fn the_data_directory_and_every_file_in_it_are_the_owners_alone() {
     assert_ne!(accounts.is_error, Some(true), "{accounts:?}");
     client.cancel().await.unwrap();
 
-    let data_dir = demo.dir.path().join(".bankguard");
+    let data_dir = demo.dir.path().join("bankguard");
     let modes = modes(&data_dir);
     for file in [
         "authz.sqlite",
@@ -522,7 +588,7 @@ async fn an_existing_data_directory_open_to_others_is_tightened_on_start_and_the
     use std::os::unix::fs::PermissionsExt;
 
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().join(".bankguard");
+    let data_dir = dir.path().join("bankguard");
     std::fs::create_dir(&data_dir).unwrap();
     std::fs::set_permissions(&data_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::write(data_dir.join("notes.txt"), b"left by an older version").unwrap();
@@ -547,8 +613,7 @@ fn reqwest_client() -> reqwest::Client {
 fn serve_answers_without_a_system_trust_store_when_every_url_is_http() {
     use std::io::{BufRead, Write};
     let dir = tempfile::tempdir().unwrap();
-    let mut serve = bankguard()
-        .current_dir(dir.path())
+    let mut serve = bankguard_in(dir.path())
         .args(["serve"])
         .env("BANKGUARD_DATA_DIR", dir.path())
         .env("BANKGUARD_MCP__CLIENT_SECRET", "not-used-before-a-call")
@@ -610,7 +675,7 @@ fn progress_lines(printed: &str) -> Vec<&str> {
 #[tokio::test]
 async fn dev_prints_absolute_paths_and_a_stdio_snippet_that_uses_them() {
     let dev = RunningDev::start().await;
-    let data_dir = dev.dir.path().canonicalize().unwrap().join(".bankguard");
+    let data_dir = dev.dir.path().canonicalize().unwrap().join("bankguard");
     assert_eq!(dev.url("data directory"), data_dir.display().to_string());
     assert!(dev.url("MCP client").ends_with(&format!("(secret in {}/mcp-client.json)", data_dir.display())));
 
@@ -639,9 +704,9 @@ async fn dev_prints_absolute_paths_and_a_stdio_snippet_that_uses_them() {
 #[test]
 fn the_approval_commands_name_the_data_directory_they_looked_in_when_no_stack_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let data_dir = dir.path().canonicalize().unwrap().join(".bankguard");
+    let data_dir = dir.path().canonicalize().unwrap().join("bankguard");
     for args in [&["pending"][..], &["approve", "--latest"], &["deny", "--latest"]] {
-        let output = bankguard().current_dir(dir.path()).args(args).output().unwrap();
+        let output = bankguard_in(dir.path()).args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?}");
         let said = String::from_utf8_lossy(&output.stderr);
         assert!(said.contains(&format!("uses the data directory {}:", data_dir.display())), "{args:?}: {said}");
@@ -658,7 +723,7 @@ fn the_approval_commands_name_the_data_directory_they_looked_in_when_no_stack_ru
     );
     std::fs::write(data_dir.join("dev-stack.json"), running).unwrap();
     std::fs::write(data_dir.join("device-token"), "stale").unwrap();
-    let output = bankguard().current_dir(dir.path()).args(["approve", "--latest"]).output().unwrap();
+    let output = bankguard_in(dir.path()).args(["approve", "--latest"]).output().unwrap();
     let said = String::from_utf8_lossy(&output.stderr);
     assert!(said.contains(&format!("uses the data directory {}", data_dir.display())), "{said}");
     assert!(said.contains(&format!("the last one listened at http://{address} and does not answer")), "{said}");
@@ -709,8 +774,7 @@ fn an_address_in_use_names_the_setting_and_the_variable_to_change() {
         ),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        let output = bankguard()
-            .current_dir(dir.path())
+        let output = bankguard_in(dir.path())
             .envs(env)
             .env("BANKGUARD_MCP__CLIENT_SECRET", "not-used")
             .args(subcommand)
@@ -811,8 +875,7 @@ impl std::fmt::Display for CheckRun {
 impl RunningDev {
     /// `bankguard check` in this stack's directory, pointed at it, with `env` on top.
     fn check(&self, env: &[(&str, &str)]) -> CheckRun {
-        let output = bankguard()
-            .current_dir(self.dir.path())
+        let output = bankguard_in(self.dir.path())
             .env("BANKGUARD_MCP__ISSUER", self.url("authorization server"))
             .env("BANKGUARD_MCP__BANK_API_URL", self.url("bank API"))
             .envs(env.iter().copied())
@@ -825,7 +888,7 @@ impl RunningDev {
 
     /// The MCP client's secret that `bankguard dev` wrote.
     fn mcp_client_secret(&self) -> String {
-        let file = std::fs::read_to_string(self.dir.path().join(".bankguard/mcp-client.json")).unwrap();
+        let file = std::fs::read_to_string(self.dir.path().join("bankguard/mcp-client.json")).unwrap();
         serde_json::from_str::<serde_json::Value>(&file).unwrap()["client_secret"].as_str().unwrap().to_owned()
     }
 }
@@ -863,7 +926,7 @@ async fn check_against_the_dev_stack_passes_every_check_and_shows_where_each_set
     assert!(run.stdout.contains(&format!("  mcp.issuer = \"{issuer}\"  (env BANKGUARD_MCP__ISSUER)\n")), "{run}");
     assert!(run.stdout.contains("  mcp.user = \"alice\"  (default)\n"), "{run}");
     assert!(run.stdout.contains("  mcp.client_secret = unset  (default)\n"), "{run}");
-    assert!(run.line("client credentials").contains(".bankguard/mcp-client.json (written by `bankguard dev`)"));
+    assert!(run.line("client credentials").contains("bankguard/mcp-client.json (written by `bankguard dev`)"));
     assert!(run.line("bank API").contains("accepts the provider's token: 3 account(s) of alice"), "{run}");
     run.assert_never_shows(&[&dev.mcp_client_secret()]);
 
