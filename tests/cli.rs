@@ -80,7 +80,15 @@ struct RunningDev {
     dir: tempfile::TempDir,
     lines: std::collections::HashMap<String, String>,
     /// Its stderr, read as it comes: a pipe nobody reads would fill and stop the process mid-log.
-    stderr: std::thread::JoinHandle<String>,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+/// A test that ends (or fails) without [`RunningDev::stop`] leaves no process behind holding its ports.
+impl Drop for RunningDev {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 impl RunningDev {
@@ -147,7 +155,7 @@ impl RunningDev {
             let _ = seen.map(|seen| seen.send(lines));
         });
         let lines = tokio::task::spawn_blocking(move || lines.recv().unwrap()).await.unwrap();
-        Self { child, dir, lines, stderr }
+        Self { child, dir, lines, stderr: Some(stderr) }
     }
 
     fn url(&self, label: &str) -> &str {
@@ -163,7 +171,7 @@ impl RunningDev {
         Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status().unwrap();
         let status = self.child.wait().unwrap();
         assert!(status.success(), "{status:?}");
-        self.stderr.join().unwrap()
+        self.stderr.take().expect("stopped once").join().unwrap()
     }
 }
 
@@ -324,7 +332,7 @@ async fn the_mcp_json_example_as_written_reaches_a_running_dev_from_any_director
         .current_dir(elsewhere.path())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        .stderr(std::fs::File::create(elsewhere.path().join("serve.log")).unwrap());
     let mut serve = command.spawn().unwrap();
     let mut stdin = serve.stdin.take().unwrap();
     let stdout = serve.stdout.take().unwrap();
@@ -352,7 +360,10 @@ async fn the_mcp_json_example_as_written_reaches_a_running_dev_from_any_director
             .expect("serve answers within 30 s")
             .unwrap()
             .unwrap()
-            .expect("an answer to tools/call");
+            .unwrap_or_else(|| {
+                let log = std::fs::read_to_string(elsewhere.path().join("serve.log")).unwrap_or_default();
+                panic!("no answer to tools/call; serve said:\n{log}\ndev said:\n{:?}", dev.lines)
+            });
     let _ = serve.kill();
     let _ = serve.wait();
     let accounts = answer["result"]["structuredContent"]["accounts"].as_array().expect("accounts").len();
