@@ -60,13 +60,14 @@ cleanup() {
 trap cleanup EXIT
 
 # Every test, with the MCP servers on SQLite (the default store) ...
-# Each run's stdout is also kept in $results for the total; a failed run does not stop the next.
+# Each run's stdout is also kept in $results for the total; a failed run does not stop the next, and
+# --no-fail-fast runs every test binary even after one fails, so the total counts every test.
 status=0
 step 5 "cargo test (every test; the MCP servers on SQLite)"
-cargo test --locked "$@" | tee -a "$results" || status=1
+cargo test --locked --no-fail-fast "$@" | tee -a "$results" || status=1
 # ... then every MCP test again with the servers on PostgreSQL (the replica tests always are).
 step 6 "cargo test --test mcp (the MCP servers on PostgreSQL)"
-TEST_MCP_STORE=postgres cargo test --locked --test mcp "$@" -- --skip replicas_share_one_store \
+TEST_MCP_STORE=postgres cargo test --locked --no-fail-fast --test mcp "$@" -- --skip replicas_share_one_store \
     | tee -a "$results" || status=1
 
 total=$(sum_results "$results")
