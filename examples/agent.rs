@@ -11,9 +11,10 @@
 //!
 //! A tool call's answer is a stream that lasts as long as the server waits (up to
 //! `mcp.max_wait_seconds`), so the HTTP client has no overall timeout: with one, the stream was cut
-//! every 10 s, rmcp resumed it with `Last-Event-ID`, and the server sent the last event again, so a
-//! progress line was printed twice with a time left already past. A progress notification that does
-//! not advance its token's `progress` (MCP requires it to increase) is such a replay and is dropped.
+//! every 10 s, rmcp resumed it with `Last-Event-ID`, and the server (rmcp 3.11, before bankguard's
+//! gate corrected the id it hands on) sent the last event again, so a progress line was printed twice
+//! with a time left already past. A progress notification that does not advance its token's
+//! `progress` (MCP requires it to increase) would be such a replay from any server, and is dropped.
 
 use std::collections::HashMap;
 use std::error::Error;

@@ -16,6 +16,7 @@ mod operations_endpoints;
 mod over_stdio;
 mod proof_of_consent;
 mod replicas_share_one_store;
+mod resuming_a_stream;
 mod the_fault_proxy_injects_real_faults;
 mod tools_are_described;
 mod transfer_outcomes;

@@ -7,6 +7,8 @@
 //!   `mcp.session_idle_seconds` without a message (rmcp's keep-alive); an abandoned one holds memory
 //!   until then, so their number is bounded.
 //!
+//! A `GET` that resumes a stream has its `Last-Event-ID` moved on by one (see [`super::resume`]).
+//!
 //! rmcp keeps every check it makes before reading the body, in its order: a foreign `Host` or
 //! `Origin` (403), a missing `Accept` (406), a wrong `Content-Type` (415). A body we cannot read is
 //! therefore still handed to rmcp, and only rmcp's own "cannot read this body" is replaced.
@@ -73,7 +75,10 @@ impl Gate {
 }
 
 /// The middleware: `axum::middleware::from_fn_with_state(gate, guard)`.
-pub async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+pub async fn guard(State(gate): State<Arc<Gate>>, mut request: Request, next: Next) -> Response {
+    if request.method() == Method::GET {
+        super::resume::ask_for_the_next_event(request.headers_mut());
+    }
     if request.method() != Method::POST {
         return next.run(request).await;
     }

@@ -6,6 +6,7 @@
 //! - [`lines`]: stdio, one message per line; a line that is not a message is answered, not dropped.
 //! - [`gate`]: in front of rmcp over HTTP: bodies that are not messages get 400 and their JSON-RPC
 //!   error, and the number of live sessions is bounded.
+//! - [`resume`]: a stream resumed with `Last-Event-ID` goes on after that event (rmcp 3.11 sent it again).
 //! - [`oauth`]: with `mcp.auth = "oauth"`, in front of the gate: the endpoint as an OAuth protected
 //!   resource, each request acting for the holder its access token names. With `mcp.auth = "none"`
 //!   every request acts for `mcp.user`, and the endpoint refuses to listen beyond loopback.
@@ -23,6 +24,7 @@ pub mod gate;
 pub mod lines;
 pub mod oauth;
 pub mod operations;
+pub mod resume;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
